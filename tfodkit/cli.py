@@ -1,0 +1,53 @@
+"""The `tfodkit` command line: one entry point, one subcommand per workflow step."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+from tfodkit import __version__
+from tfodkit.errors import TfodkitError
+
+# Subcommand -> (module in tfodkit.commands, one-line help). Each module defines
+# `add_arguments(parser)` and `run(args) -> int`; it is imported only when its subcommand runs.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo-data": ("demo_data", "write the digits demo dataset as LabelImg Pascal VOC XML"),
+    "make-tfrecords": ("make_tfrecords", "convert a LabelImg dataset to sharded TFRecords and a label map"),
+    "inspect-dataset": ("inspect_dataset", "class counts and box statistics of a LabelImg folder or TFRecords"),
+    "inspect-tfrecord": ("inspect_tfrecord", "read records back and draw their boxes on the images"),
+}
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tfodkit",
+        description="The TensorFlow 2 Object Detection API workflow: LabelImg XML -> TFRecords -> SSD -> export.",
+    )
+    parser.add_argument("--version", action="version", version=f"tfodkit {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (_, help_text) in COMMANDS.items():
+        subparsers.add_parser(name, help=help_text, description=help_text, add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a subcommand; user errors print one clear message and return 1."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _build_parser()
+    known, _ = parser.parse_known_args(argv[:1] if argv and argv[0] in COMMANDS else argv)
+    module_name, help_text = COMMANDS[known.command]
+    module = importlib.import_module(f"tfodkit.commands.{module_name}")
+    sub = argparse.ArgumentParser(prog=f"tfodkit {known.command}", description=help_text)
+    module.add_arguments(sub)
+    args = sub.parse_args(argv[1:])
+    try:
+        return int(module.run(args) or 0)
+    except TfodkitError as error:
+        print(f"tfodkit {known.command}: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

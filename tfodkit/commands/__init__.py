@@ -1,0 +1,1 @@
+"""Subcommands of the `tfodkit` CLI, one module each."""

@@ -1,0 +1,1 @@
+"""pipeline.config: schema, loading, validation, overrides and templates."""

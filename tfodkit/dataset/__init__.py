@@ -1,0 +1,1 @@
+"""Dataset side of the workflow: LabelImg XML, images, splits and TFRecords."""

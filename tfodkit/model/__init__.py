@@ -1,0 +1,1 @@
+"""SSD models built from pipeline.config with Keras 3."""

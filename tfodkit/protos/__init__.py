@@ -1,0 +1,1 @@
+"""Protocol buffer schemas (text formats of the OD API) and their generated modules."""
