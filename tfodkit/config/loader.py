@@ -1,0 +1,60 @@
+"""Load a pipeline.config: parse its text format, apply `--set` overrides, reject what tfodkit cannot honour."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Sequence
+
+from google.protobuf import text_format
+
+from tfodkit.config.consistency import consistency_problems
+from tfodkit.config.field_check import field_problems
+from tfodkit.config.overrides import apply_overrides
+from tfodkit.errors import TfodkitError
+from tfodkit.protos import pipeline_pb2
+
+_POSITION = re.compile(r"^(\d+):(\d+) : ")
+
+
+def parse_pipeline_text(text: str, source: str) -> pipeline_pb2.TrainEvalPipelineConfig:
+    """Parse pipeline.config text; syntax errors and unknown fields name `source`, line and column."""
+    config = pipeline_pb2.TrainEvalPipelineConfig()
+    try:
+        text_format.Parse(text, config)
+    except text_format.ParseError as error:
+        message = _POSITION.sub("", str(error))
+        line, column = error.GetLine(), error.GetColumn()
+        where = f"{source}:{line}:{column}" if line is not None else source
+        raise TfodkitError(f"{where}: {message}") from None
+    return config
+
+
+def check_pipeline(config: pipeline_pb2.TrainEvalPipelineConfig, source: str) -> None:
+    """Raise one TfodkitError listing every field of `config` that tfodkit cannot honour as written."""
+    problems = field_problems(config)
+    if not problems:
+        problems = consistency_problems(config)
+    if problems:
+        listing = "\n".join(f"  {problem}" for problem in problems)
+        raise TfodkitError(f"{source}: {len(problems)} unsupported or invalid setting(s):\n{listing}")
+
+
+def load_pipeline(path: str | Path, overrides: Sequence[str] = ()) -> pipeline_pb2.TrainEvalPipelineConfig:
+    """Read, override and validate a pipeline.config file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise TfodkitError(f"{path}: pipeline config not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise TfodkitError(f"{path}: cannot read pipeline config: {error}") from None
+    config = parse_pipeline_text(text, str(path))
+    apply_overrides(config, tuple(overrides))
+    check_pipeline(config, str(path))
+    return config
+
+
+def pipeline_text(config: pipeline_pb2.TrainEvalPipelineConfig) -> str:
+    """The config in pipeline.config text format, as the OD API writes it."""
+    return text_format.MessageToString(config)
