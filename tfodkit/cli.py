@@ -17,6 +17,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "make-tfrecords": ("make_tfrecords", "convert a LabelImg dataset to sharded TFRecords and a label map"),
     "inspect-dataset": ("inspect_dataset", "class counts and box statistics of a LabelImg folder or TFRecords"),
     "inspect-tfrecord": ("inspect_tfrecord", "read records back and draw their boxes on the images"),
+    "pretrained-backbone": ("pretrained_backbone", "export an OD API TF1 model's MobileNetV2 backbone as Keras weights"),
+    "new-pipeline": ("new_pipeline", "write a pipeline.config from a template, a label map and TFRecords"),
+    "inspect-pipeline": ("inspect_pipeline", "validate a pipeline.config and summarise model, schedule and paths"),
 }
 
 

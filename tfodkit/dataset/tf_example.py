@@ -54,17 +54,24 @@ class EncodedImage:
     sha256: str
 
 
+# Lists are filled in place: passing a sub-message to the Feature constructor copies it through a slow path
+# (about 0.45 ms for a 150 KB image, more than the rest of the encoding).
 def _bytes(*values: str | bytes) -> example_pb2.Feature:
-    data = [value.encode("utf-8") if isinstance(value, str) else value for value in values]
-    return example_pb2.Feature(bytes_list=example_pb2.BytesList(value=data))
+    feature = example_pb2.Feature()
+    feature.bytes_list.value.extend(value.encode("utf-8") if isinstance(value, str) else value for value in values)
+    return feature
 
 
 def _ints(values: Sequence[int]) -> example_pb2.Feature:
-    return example_pb2.Feature(int64_list=example_pb2.Int64List(value=list(values)))
+    feature = example_pb2.Feature()
+    feature.int64_list.value.extend(values)
+    return feature
 
 
 def _floats(values: Sequence[float]) -> example_pb2.Feature:
-    return example_pb2.Feature(float_list=example_pb2.FloatList(value=list(values)))
+    feature = example_pb2.Feature()
+    feature.float_list.value.extend(values)
+    return feature
 
 
 def encode_example(image: EncodedImage, objects: Sequence[ObjectBox]) -> bytes:

@@ -1,0 +1,163 @@
+"""Safe reading of one LabelImg (Pascal VOC) annotation XML file into plain Python values."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+from lxml import etree
+
+from tfodkit.errors import InputFileError
+
+# No entity expansion, no network, libxml2's default size limits: XXE and billion-laughs files are refused.
+_PARSER_OPTIONS = dict(
+    resolve_entities=False,
+    no_network=True,
+    huge_tree=False,
+    load_dtd=False,
+    dtd_validation=False,
+    remove_comments=True,
+    remove_pis=True,
+)
+_ENTITIES_REFUSED = ("the XML declares entities; refused (entities are never expanded, which blocks XXE and "
+                     "billion-laughs files; LabelImg never writes them)")
+
+
+@dataclasses.dataclass(frozen=True)
+class AnnotatedObject:
+    """One <object>: class name as written and its box in pixels of the stored image."""
+
+    name: str
+    xmin: float
+    ymin: float
+    xmax: float
+    ymax: float
+    difficult: bool
+    truncated: bool
+    pose: str
+    line: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Annotation:
+    """One annotation file; size fields are None where the XML omits them."""
+
+    path: Path
+    filename: str | None
+    folder: str | None
+    width: int | None
+    height: int | None
+    depth: int | None
+    objects: list[AnnotatedObject]
+
+
+def _text(element: etree._Element | None) -> str | None:
+    if element is None or element.text is None:
+        return None
+    text = element.text.strip()
+    return text or None
+
+
+def _number(path: Path, parent: etree._Element, tag: str) -> float:
+    element = parent.find(tag)
+    value = _text(element)
+    if value is None:
+        raise InputFileError(path, f"<{parent.tag}> has no <{tag}> value", parent.sourceline)
+    try:
+        number = float(value)
+    except ValueError:
+        raise InputFileError(path, f"<{tag}> is {value!r}, not a number", element.sourceline) from None
+    if not math.isfinite(number):
+        raise InputFileError(path, f"<{tag}> is {value!r}, not a finite number", element.sourceline)
+    return number
+
+
+def _size(path: Path, size: etree._Element | None, tag: str) -> int | None:
+    if size is None or _text(size.find(tag)) is None:
+        return None
+    number = _number(path, size, tag)
+    if number != int(number) or number < 0:
+        line = size.find(tag).sourceline
+        raise InputFileError(path, f"<{tag}> is {number!r}, not a whole number of pixels", line)
+    return int(number)
+
+
+def _flag(path: Path, parent: etree._Element, tag: str) -> bool:
+    element = parent.find(tag)
+    value = _text(element)
+    if value is None:
+        return False
+    if value.lower() in ("1", "true", "yes"):
+        return True
+    if value.lower() in ("0", "false", "no"):
+        return False
+    raise InputFileError(path, f"<{tag}> is {value!r}; expected 0 or 1", element.sourceline)
+
+
+def _object(path: Path, element: etree._Element) -> AnnotatedObject:
+    name_element = element.find("name")
+    if name_element is None or not (name_element.text or "").strip():
+        raise InputFileError(path, "<object> has no <name>", element.sourceline)
+    box = element.find("bndbox")
+    if box is None:
+        raise InputFileError(path, f"<object> {name_element.text!r} has no <bndbox>", element.sourceline)
+    return AnnotatedObject(
+        name=name_element.text,
+        xmin=_number(path, box, "xmin"),
+        ymin=_number(path, box, "ymin"),
+        xmax=_number(path, box, "xmax"),
+        ymax=_number(path, box, "ymax"),
+        difficult=_flag(path, element, "difficult"),
+        truncated=_flag(path, element, "truncated"),
+        pose=_text(element.find("pose")) or "Unspecified",
+        line=element.sourceline or 0,
+    )
+
+
+def _refuse_entities(path: Path, tree: etree._ElementTree) -> None:
+    dtd = tree.docinfo.internalDTD
+    if dtd is not None and any(True for _ in dtd.iterentities()):
+        raise InputFileError(path, _ENTITIES_REFUSED)
+    for node in tree.iter(etree.Entity):
+        raise InputFileError(path, f"entity reference {node.text} refused", node.sourceline)
+
+
+def parse_annotation(data: bytes, path: Path) -> Annotation:
+    """Parse annotation bytes; `path` names the file in errors."""
+    declaration = data.find(b"<!ENTITY")
+    if declaration != -1:
+        raise InputFileError(path, _ENTITIES_REFUSED, data.count(b"\n", 0, declaration) + 1)
+    parser = etree.XMLParser(**_PARSER_OPTIONS)
+    try:
+        root = etree.fromstring(data, parser)
+    except etree.XMLSyntaxError as error:
+        line = error.lineno or (error.position[0] if error.position else None)
+        raise InputFileError(path, f"malformed XML: {error.msg}", line) from None
+    if root is None:
+        raise InputFileError(path, "empty XML document")
+    _refuse_entities(path, root.getroottree())
+    if root.tag != "annotation":
+        raise InputFileError(
+            path, f"root element is <{root.tag}>, expected <annotation> (Pascal VOC)", root.sourceline
+        )
+    size = root.find("size")
+    return Annotation(
+        path=path,
+        filename=_text(root.find("filename")),
+        folder=_text(root.find("folder")),
+        width=_size(path, size, "width"),
+        height=_size(path, size, "height"),
+        depth=_size(path, size, "depth"),
+        objects=[_object(path, element) for element in root.iterfind("object")],
+    )
+
+
+def read_annotation(path: str | Path) -> Annotation:
+    """Read and parse one LabelImg XML file; problems raise InputFileError (a TfodkitError): file and line."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise InputFileError(path, f"cannot read annotation: {error.strerror}") from None
+    return parse_annotation(data, path)

@@ -1,0 +1,55 @@
+"""Ordered map over a process pool with a bounded number of chunks in flight (memory independent of input size)."""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import itertools
+import multiprocessing
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+def _run_chunk(function: Callable[[Item], Result], chunk: Sequence[Item]) -> list[Result]:
+    return [function(item) for item in chunk]
+
+
+def _chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+class WorkerPool:
+    """`workers` processes (none when 1: everything runs in this process). Workers start from a fresh
+    interpreter (forkserver/spawn), never by forking this one, which may hold TensorFlow's threads."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._executor: concurrent.futures.ProcessPoolExecutor | None = None
+        if workers > 1:
+            methods = multiprocessing.get_all_start_methods()
+            context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+            self._executor = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context)
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(cancel_futures=True)
+
+    def map(self, function: Callable[[Item], Result], items: Iterable[Item], chunk_size: int) -> Iterator[Result]:
+        """Results in input order; at most 2 chunks per worker are pending at any time."""
+        if self._executor is None:
+            yield from map(function, items)
+            return
+        pending: collections.deque[concurrent.futures.Future[list[Result]]] = collections.deque()
+        for chunk in _chunks(items, chunk_size):
+            pending.append(self._executor.submit(_run_chunk, function, chunk))
+            if len(pending) >= 2 * self.workers:
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
