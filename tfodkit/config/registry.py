@@ -76,7 +76,10 @@ FIELDS: dict[str, FieldRule] = {
     "Ssd.loss": _impl(required=True),
     "Ssd.normalize_loss_by_num_matches": _impl(),
     "Ssd.normalize_loc_loss_by_codesize": _impl(),
-    "Ssd.encode_background_as_zeros": _impl("false: the class head also predicts a background logit"),
+    "Ssd.encode_background_as_zeros": _impl(
+        "true: the classification target of unmatched anchors is all zeros instead of one-hot background; "
+        "the class head keeps its background column either way"
+    ),
     "Ssd.add_background_class": _impl(allowed=(True,)),
     "Ssd.negative_class_weight": _impl("classification weight of unmatched anchors"),
     "Ssd.freeze_batchnorm": _impl("true: every batch norm layer runs in inference mode while training"),
