@@ -9,6 +9,7 @@ from typing import Any, Callable, Iterator
 
 from tfodkit import __version__
 from tfodkit import label_map as label_maps
+from tfodkit.dataset import heap
 from tfodkit.dataset import split as splitting
 from tfodkit.dataset.images import IMAGE_EXTENSIONS, ImageInfo, transposed_size
 from tfodkit.dataset.labelimg_xml import AnnotatedObject, Annotation
@@ -281,11 +282,19 @@ def _assign_splits(images: list[_Image], options: ConvertOptions, findings: _Fin
     return images
 
 
-def _record_tasks(images: list[_Image], options: ConvertOptions) -> Iterator[RecordTask]:
-    for image in images:
-        yield RecordTask(path=options.images / image.file, info=image.info, filename=image.file,
-                         source_id=image.source_id, objects=tuple(image.objects),
-                         exif_transpose=options.exif_transpose)
+def _record_tasks(images: list[_Image], options: ConvertOptions) -> list[RecordTask]:
+    return [RecordTask(path=options.images / image.file, info=image.info, filename=image.file,
+                       source_id=image.source_id, objects=tuple(image.objects), exif_transpose=options.exif_transpose)
+            for image in images]
+
+
+def _framed_records(pool: WorkerPool, tasks: list[RecordTask]) -> Iterator[list[bytes]]:
+    """Each task's framed record, in order. Records of images stored as they are take a read, a CRC and a few
+    small byte strings: built here, which is cheaper than moving their bytes between processes; records that
+    re-encode an image are built in the pool."""
+    reencoded = pool.map(build_record, (task for task in tasks if task.reencodes), chunk_size=4)
+    for task in tasks:
+        yield next(reencoded) if task.reencodes else build_record(task)
 
 
 def _collect(options: ConvertOptions, pool: WorkerPool, ids: dict[str, int] | None,
@@ -382,7 +391,8 @@ def convert(options: ConvertOptions) -> ConversionResult:
     """Convert a LabelImg dataset; strict mode raises ConversionFailed listing every error, writing nothing."""
     findings = _Findings(options)
     given = label_maps.load(options.label_map) if options.label_map else None
-    with WorkerPool(options.workers) as pool:
+    heap.keep_large_buffers()  # every image is read twice: once to check and hash it, once to write it
+    with WorkerPool(options.workers, initializer=heap.keep_large_buffers) as pool:
         images, hashes = _collect(options, pool, given.ids if given else None, findings)
         _near_duplicate_names(images, findings)
         _duplicate_content(images, findings)
@@ -409,7 +419,7 @@ def convert(options: ConvertOptions) -> ConversionResult:
                     findings.warn(f"split {split!r}", "no images: the dataset is too small for its fraction")
                 if members:
                     writer = staged.shard_writer(split, shard_count(estimate, len(members), options.shards))
-                    for framed in pool.map(build_record, _record_tasks(members, options), chunk_size=8):
+                    for framed in _framed_records(pool, _record_tasks(members, options)):
                         writer.write(framed)
                 splits[split] = _split_summary(images, split, writer.names if writer else [],
                                                writer.bytes if writer else 0)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from tfodkit.dataset.crc32c import crc32c
 from tfodkit.errors import InputFileError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -33,6 +34,7 @@ class ImageInfo:
     height: int
     orientation: int  # EXIF orientation tag, 1 when absent
     num_bytes: int
+    crc32c: int  # of the file's bytes: a cheap check that the file did not change between checking and writing
 
     @property
     def reencode(self) -> str | None:
@@ -57,9 +59,9 @@ class RecordImage:
 
 def _jpeg_is_complete(image: Image.Image, data: bytes) -> bool:
     # Entropy-coded data stuffs every 0xFF with 0x00, so an end-of-image marker after the first scan
-    # exists exactly when the file was not cut off.
+    # exists exactly when the file was not cut off (searched from the end, where it normally is).
     scan_offset = image.tile[0][2] if image.tile else 0
-    return data.find(b"\xff\xd9", scan_offset) != -1
+    return data.rfind(b"\xff\xd9", scan_offset) != -1
 
 
 def _png_problem(data: bytes) -> str | None:
@@ -125,6 +127,7 @@ def inspect_image(data: bytes, path: Path) -> ImageInfo:
         height=image.height,
         orientation=orientation if 1 <= orientation <= 8 else 1,
         num_bytes=len(data),
+        crc32c=crc32c(data),
     )
 
 
@@ -145,11 +148,16 @@ def _encode(image: Image.Image, as_jpeg: bool) -> tuple[bytes, str]:
     return buffer.getvalue(), "png"
 
 
+def stored_as_is(info: ImageInfo, exif_transpose: bool) -> bool:
+    """Whether the source bytes go into the record unchanged (no re-encoding, no rotation)."""
+    return info.reencode is None and not (exif_transpose and info.orientation != 1)
+
+
 def record_image(data: bytes, info: ImageInfo, path: Path, exif_transpose: bool) -> RecordImage:
     """The bytes to store: JPEG and PNG as they are; other formats, CMYK JPEGs and (with `exif_transpose`)
     rotated images re-encoded (PNG lossless, JPEG at quality 95)."""
     rotate = exif_transpose and info.orientation != 1
-    if info.reencode is None and not rotate:
+    if stored_as_is(info, exif_transpose):
         return RecordImage(data, _STORED_AS_IS[info.file_format], info.width, info.height, info.sha256)
     image = _open(data, path)
     try:

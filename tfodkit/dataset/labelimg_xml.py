@@ -59,8 +59,16 @@ def _text(element: etree._Element | None) -> str | None:
     return text or None
 
 
-def _number(path: Path, parent: etree._Element, tag: str) -> float:
-    element = parent.find(tag)
+def _children(element: etree._Element) -> dict[str, etree._Element]:
+    """The first child of each tag (what `element.find(tag)` returns), collected in one pass."""
+    children: dict[str, etree._Element] = {}
+    for child in element:
+        children.setdefault(child.tag, child)
+    return children
+
+
+def _number(path: Path, parent: etree._Element, children: dict[str, etree._Element], tag: str) -> float:
+    element = children.get(tag)
     value = _text(element)
     if value is None:
         raise InputFileError(path, f"<{parent.tag}> has no <{tag}> value", parent.sourceline)
@@ -73,18 +81,17 @@ def _number(path: Path, parent: etree._Element, tag: str) -> float:
     return number
 
 
-def _size(path: Path, size: etree._Element | None, tag: str) -> int | None:
-    if size is None or _text(size.find(tag)) is None:
+def _size(path: Path, size: etree._Element | None, children: dict[str, etree._Element], tag: str) -> int | None:
+    if size is None or _text(children.get(tag)) is None:
         return None
-    number = _number(path, size, tag)
+    number = _number(path, size, children, tag)
     if number != int(number) or number < 0:
-        line = size.find(tag).sourceline
-        raise InputFileError(path, f"<{tag}> is {number!r}, not a whole number of pixels", line)
+        raise InputFileError(path, f"<{tag}> is {number!r}, not a whole number of pixels", children[tag].sourceline)
     return int(number)
 
 
-def _flag(path: Path, parent: etree._Element, tag: str) -> bool:
-    element = parent.find(tag)
+def _flag(path: Path, children: dict[str, etree._Element], tag: str) -> bool:
+    element = children.get(tag)
     value = _text(element)
     if value is None:
         return False
@@ -96,21 +103,23 @@ def _flag(path: Path, parent: etree._Element, tag: str) -> bool:
 
 
 def _object(path: Path, element: etree._Element) -> AnnotatedObject:
-    name_element = element.find("name")
+    children = _children(element)
+    name_element = children.get("name")
     if name_element is None or not (name_element.text or "").strip():
         raise InputFileError(path, "<object> has no <name>", element.sourceline)
-    box = element.find("bndbox")
+    box = children.get("bndbox")
     if box is None:
         raise InputFileError(path, f"<object> {name_element.text!r} has no <bndbox>", element.sourceline)
+    corners = _children(box)
     return AnnotatedObject(
         name=name_element.text,
-        xmin=_number(path, box, "xmin"),
-        ymin=_number(path, box, "ymin"),
-        xmax=_number(path, box, "xmax"),
-        ymax=_number(path, box, "ymax"),
-        difficult=_flag(path, element, "difficult"),
-        truncated=_flag(path, element, "truncated"),
-        pose=_text(element.find("pose")) or "Unspecified",
+        xmin=_number(path, box, corners, "xmin"),
+        ymin=_number(path, box, corners, "ymin"),
+        xmax=_number(path, box, corners, "xmax"),
+        ymax=_number(path, box, corners, "ymax"),
+        difficult=_flag(path, children, "difficult"),
+        truncated=_flag(path, children, "truncated"),
+        pose=_text(children.get("pose")) or "Unspecified",
         line=element.sourceline or 0,
     )
 
@@ -141,14 +150,16 @@ def parse_annotation(data: bytes, path: Path) -> Annotation:
         raise InputFileError(
             path, f"root element is <{root.tag}>, expected <annotation> (Pascal VOC)", root.sourceline
         )
-    size = root.find("size")
+    fields = _children(root)
+    size = fields.get("size")
+    dimensions = _children(size) if size is not None else {}
     return Annotation(
         path=path,
-        filename=_text(root.find("filename")),
-        folder=_text(root.find("folder")),
-        width=_size(path, size, "width"),
-        height=_size(path, size, "height"),
-        depth=_size(path, size, "depth"),
+        filename=_text(fields.get("filename")),
+        folder=_text(fields.get("folder")),
+        width=_size(path, size, dimensions, "width"),
+        height=_size(path, size, dimensions, "height"),
+        depth=_size(path, size, dimensions, "depth"),
         objects=[_object(path, element) for element in root.iterfind("object")],
     )
 

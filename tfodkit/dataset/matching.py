@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path, PurePosixPath
+from typing import Iterator
 
 from tfodkit.dataset.images import IMAGE_EXTENSIONS
 
@@ -18,14 +20,18 @@ class Match:
     note: str | None  # a warning about how the image was found
 
 
-def relative(path: Path, root: Path) -> str:
-    return path.relative_to(root).as_posix()
+def _walk(folder: str, prefix: str, extensions: tuple[str, ...]) -> Iterator[str]:
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):  # like Path.rglob: links to folders are not followed
+                yield from _walk(entry.path, f"{prefix}{entry.name}/", extensions)
+            elif os.path.splitext(entry.name)[1].lower() in extensions and entry.is_file():
+                yield prefix + entry.name
 
 
 def find_files(root: Path, extensions: tuple[str, ...]) -> list[str]:
     """Relative posix paths of the files under `root` whose extension (any case) is listed, sorted."""
-    return sorted(relative(path, root) for path in root.rglob("*")
-                  if path.suffix.lower() in extensions and path.is_file())
+    return sorted(_walk(str(root), "", extensions))
 
 
 def find_xml_files(root: Path) -> list[str]:

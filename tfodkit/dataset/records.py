@@ -1,15 +1,15 @@
-"""Per-file work done in pool workers: read and check sources, and build one framed TFRecord entry per image."""
+"""Per-file work: read and check sources (in pool workers), and build one framed TFRecord entry per image."""
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from pathlib import Path
 
 from tfodkit.dataset import images
 from tfodkit.dataset.labelimg_xml import Annotation, read_annotation
-from tfodkit.dataset.shards import frame_record
-from tfodkit.dataset.tf_example import EncodedImage, ObjectBox, encode_example
+from tfodkit.dataset.crc32c import crc32c
+from tfodkit.dataset.shards import frame_parts
+from tfodkit.dataset.tf_example import EncodedImage, ObjectBox, example_parts
 from tfodkit.errors import InputFileError
 
 
@@ -48,11 +48,17 @@ class RecordTask:
     objects: tuple[ObjectBox, ...]
     exif_transpose: bool
 
+    @property
+    def reencodes(self) -> bool:
+        """Whether building the record decodes and re-encodes the image (worth a pool worker)."""
+        return not images.stored_as_is(self.info, self.exif_transpose)
 
-def build_record(task: RecordTask) -> bytes:
-    """Read the image again (it must not have changed since it was checked) and frame its Example."""
+
+def build_record(task: RecordTask) -> list[bytes]:
+    """Read the image again (it must not have changed since it was checked) and frame its Example; the
+    result is the record's parts (see shards.frame_parts), the image bytes among them uncopied."""
     data = images.read_bytes(task.path)
-    if hashlib.sha256(data).hexdigest() != task.info.sha256:
+    if len(data) != task.info.num_bytes or crc32c(data) != task.info.crc32c:
         raise InputFileError(task.path, "the file changed during the conversion; run it again")
     stored = images.record_image(data, task.info, task.path, task.exif_transpose)
     encoded = EncodedImage(
@@ -64,4 +70,4 @@ def build_record(task: RecordTask) -> bytes:
         source_id=task.source_id,
         sha256=stored.sha256,
     )
-    return frame_record(encode_example(encoded, task.objects))
+    return frame_parts(example_parts(encoded, task.objects))

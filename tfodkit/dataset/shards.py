@@ -8,18 +8,27 @@ import struct
 import tempfile
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import BinaryIO, Sequence
 
-from tfodkit.dataset.crc32c import masked_crc32c
+from tfodkit.dataset.crc32c import crc32c, masked_crc32c
 
 SHARD_BYTES = 100 * 1024 * 1024  # default shard size target, as the OD API docs suggest (~100 MB)
 _SHARD_NAME = re.compile(r"^[A-Za-z0-9_]+-\d{5}-of-\d{5}\.tfrecord$")
 
 
+def frame_parts(payload: Sequence[bytes]) -> list[bytes]:
+    """One TFRecord entry for the concatenated `payload` parts, as parts (no part is copied): length, masked
+    CRC-32C of the length, the data, masked CRC-32C of the data."""
+    length = struct.pack("<Q", sum(map(len, payload)))
+    crc = 0
+    for part in payload:
+        crc = crc32c(part, crc)
+    return [length + struct.pack("<I", masked_crc32c(crc32c(length))), *payload, struct.pack("<I", masked_crc32c(crc))]
+
+
 def frame_record(data: bytes) -> bytes:
-    """One TFRecord entry: length, masked CRC-32C of the length, data, masked CRC-32C of the data."""
-    length = struct.pack("<Q", len(data))
-    return b"".join((length, struct.pack("<I", masked_crc32c(length)), data, struct.pack("<I", masked_crc32c(data))))
+    """One TFRecord entry for `data`, as bytes."""
+    return b"".join(frame_parts([data]))
 
 
 def shard_name(split: str, index: int, count: int) -> str:
@@ -43,11 +52,12 @@ class ShardWriter:
         self.records = 0
         self.bytes = 0
 
-    def write(self, framed: bytes) -> None:
-        self._files[self._next].write(framed)
+    def write(self, framed: Sequence[bytes]) -> None:
+        """Append one record, given as the parts of its framing (see frame_parts)."""
+        self._files[self._next].writelines(framed)
         self._next = (self._next + 1) % len(self._files)
         self.records += 1
-        self.bytes += len(framed)
+        self.bytes += sum(map(len, framed))
 
     def close(self) -> None:
         for file in self._files:

@@ -1,0 +1,19 @@
+"""Write one benchmark's section of a Markdown file between its `<!-- NAME: start/end -->` markers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def update_section(path: Path, name: str, section: str) -> None:
+    """Replace section `name` in `path` (create the file or append the section if absent), keeping the rest."""
+    start, end = f"<!-- {name}: start -->", f"<!-- {name}: end -->"
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    block = f"{start}\n{section.rstrip()}\n{end}"
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        text = head + block + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
