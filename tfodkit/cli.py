@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pretrained-backbone": ("pretrained_backbone", "export an OD API TF1 model's MobileNetV2 backbone as Keras weights"),
     "new-pipeline": ("new_pipeline", "write a pipeline.config from a template, a label map and TFRecords"),
     "inspect-pipeline": ("inspect_pipeline", "validate a pipeline.config and summarise model, schedule and paths"),
+    "train": ("train", "train from a pipeline.config with periodic evaluation and TensorBoard summaries"),
+    "evaluate": ("evaluate", "evaluate the latest checkpoint of a training run (COCO metrics and losses)"),
 }
 
 

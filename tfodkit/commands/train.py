@@ -1,0 +1,67 @@
+"""`tfodkit train`: train from a pipeline.config with periodic evaluation, or evaluate a run beside it."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from tfodkit.config.loader import load_pipeline
+from tfodkit.training.checkpoints import DEFAULT_MAX_TO_KEEP
+from tfodkit.training.evaluator import evaluate_checkpoints
+from tfodkit.training.trainer import DEFAULT_CHECKPOINT_EVERY_N, DEFAULT_STEPS_PER_CALL, TrainOptions, train
+
+DEFAULT_EVAL_TIMEOUT_S = 3600  # model_main_tf2's --eval_timeout
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pipeline_config_path", required=True, help="the pipeline.config to train")
+    parser.add_argument("--model_dir", required=True, help="where checkpoints and TensorBoard event files go")
+    parser.add_argument("--num_train_steps", type=int, help="default: train_config.num_steps")
+    parser.add_argument("--checkpoint_every_n", type=int, default=DEFAULT_CHECKPOINT_EVERY_N,
+                        help="save a checkpoint every N steps (default: %(default)s)")
+    parser.add_argument("--eval_every_n", type=int,
+                        help="evaluate every N steps (default: --checkpoint_every_n; 0: only at the end)")
+    parser.add_argument("--max_to_keep", type=int, default=DEFAULT_MAX_TO_KEEP,
+                        help="checkpoints kept in --model_dir (default: %(default)s)")
+    parser.add_argument("--steps_per_call", type=int, default=DEFAULT_STEPS_PER_CALL,
+                        help="optimizer steps per compiled call, also the logging interval (default: %(default)s)")
+    parser.add_argument("--seed", type=int, help="fix input order and augmentation (default: random)")
+    parser.add_argument("--checkpoint_dir",
+                        help="do not train: evaluate the checkpoints another `tfodkit train` writes there "
+                             "(each new one, like model_main_tf2's sidecar evaluator), summaries in --model_dir")
+    parser.add_argument("--eval_once", action="store_true",
+                        help="with --checkpoint_dir: evaluate only its latest checkpoint, then stop")
+    parser.add_argument("--eval_timeout", type=float, default=DEFAULT_EVAL_TIMEOUT_S,
+                        help="with --checkpoint_dir: stop after this many seconds without a new checkpoint "
+                             "(default: %(default)s)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a pipeline.config field, e.g. train_config.batch_size=4 (repeatable)")
+    parser.add_argument("--no_progress", action="store_true", help="no progress bar (log lines only)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.checkpoint_dir:
+        config = load_pipeline(args.pipeline_config_path, args.overrides)
+        evaluate_checkpoints(config, args.checkpoint_dir, args.model_dir, once=args.eval_once,
+                             timeout_s=args.eval_timeout, num_steps=args.num_train_steps)
+        return 0
+    result = train(TrainOptions(
+        pipeline_config_path=args.pipeline_config_path,
+        model_dir=args.model_dir,
+        overrides=tuple(args.overrides),
+        num_train_steps=args.num_train_steps,
+        checkpoint_every_n=args.checkpoint_every_n,
+        eval_every_n=args.eval_every_n,
+        max_to_keep=args.max_to_keep,
+        steps_per_call=args.steps_per_call,
+        seed=args.seed,
+        progress=not args.no_progress,
+    ))
+    evaluation = result.evaluation
+    rate = "" if math.isnan(result.steps_per_sec) else f" at {result.steps_per_sec:.2f} steps/s"
+    print(f"trained steps {result.start_step}..{result.final_step}{rate}")
+    print(f"mAP@0.5 (eval split, step {evaluation.step}): {evaluation.map_50:.4f}")
+    print(f"checkpoints: {result.model_dir} (latest {result.latest_checkpoint})")
+    print(f"event files: {result.model_dir / 'train'} and {result.model_dir / 'eval'}")
+    print(f"tensorboard --logdir {result.model_dir}")
+    return 0

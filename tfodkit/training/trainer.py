@@ -1,0 +1,256 @@
+"""The training loop of `tfodkit train`: compiled steps, checkpoints, periodic evaluation, summaries, progress."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import tensorflow as tf
+from tqdm import tqdm
+
+from tfodkit import inputs
+from tfodkit.checkpoints.pretrained import restore_fine_tune_checkpoint
+from tfodkit.config.loader import load_pipeline, pipeline_text
+from tfodkit.errors import TfodkitError
+from tfodkit.evaluation.coco_metrics import category_names
+from tfodkit.evaluation.loss_gap import LOSS_TAGS, TOTAL_LOSS
+from tfodkit.evaluation.summaries import Summaries
+from tfodkit.label_map import LabelMap
+from tfodkit.model.builder import build_ssd
+from tfodkit.model.ssd import SSD
+from tfodkit.protos import pipeline_pb2
+from tfodkit.training.checkpoints import DEFAULT_MAX_TO_KEEP, TrainingCheckpoints
+from tfodkit.training.evaluator import Evaluation, Evaluator
+from tfodkit.training.optimizers import build_optimizer, gradient_clip_norm
+from tfodkit.training.step import LEARNING_RATE_KEY, make_train_step
+
+PIPELINE_FILE = "pipeline.config"  # the config a run used, copied into MODEL_DIR as the OD API does
+DEFAULT_CHECKPOINT_EVERY_N = 1000  # model_main_tf2's --checkpoint_every_n default
+DEFAULT_STEPS_PER_CALL = 10  # optimizer steps per compiled call: also how often losses are logged
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainOptions:
+    """What `tfodkit train` was asked to do (flags named as model_main_tf2's)."""
+
+    pipeline_config_path: str
+    model_dir: str
+    overrides: tuple[str, ...] = ()
+    num_train_steps: int | None = None  # None: train_config.num_steps
+    checkpoint_every_n: int = DEFAULT_CHECKPOINT_EVERY_N
+    eval_every_n: int | None = None  # None: checkpoint_every_n; 0: only at the end
+    max_to_keep: int = DEFAULT_MAX_TO_KEEP
+    steps_per_call: int = DEFAULT_STEPS_PER_CALL
+    seed: int | None = None  # input order and augmentation draws; None: different every run
+    progress: bool = True  # show the tqdm progress bar
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    """Where a finished run left its artifacts, and its last evaluation."""
+
+    start_step: int
+    final_step: int
+    latest_checkpoint: str
+    evaluation: Evaluation
+    model_dir: Path
+    steps_per_sec: float  # training steps per second, evaluations and each step size's first (compiling) call
+    # excluded; NaN when every call compiled
+
+
+def choose_strategy() -> tf.distribute.Strategy:
+    """MultiWorkerMirroredStrategy when TF_CONFIG is set, MirroredStrategy over several GPUs, else the
+    default strategy (CPU or one GPU). Must run before any other TensorFlow op when TF_CONFIG is set."""
+    if os.environ.get("TF_CONFIG"):
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if len(tf.config.list_logical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def _check_options(options: TrainOptions, num_steps: int) -> None:
+    if num_steps < 1:
+        raise TfodkitError(f"--num_train_steps: must be at least 1, got {num_steps}")
+    if options.checkpoint_every_n < 1:
+        raise TfodkitError(f"--checkpoint_every_n: must be at least 1, got {options.checkpoint_every_n}")
+    if options.eval_every_n is not None and options.eval_every_n < 0:
+        raise TfodkitError(f"--eval_every_n: must be 0 (only at the end) or more, got {options.eval_every_n}")
+    if options.steps_per_call < 1:
+        raise TfodkitError(f"--steps_per_call: must be at least 1, got {options.steps_per_call}")
+
+
+def _chunk(step: int, num_steps: int, steps_per_call: int, every: Sequence[int]) -> int:
+    """How many steps the next compiled call runs: at most steps_per_call, stopping on each checkpoint /
+    evaluation boundary and on num_steps (only a run resumed from another step count can need a shorter one)."""
+    stop = min([num_steps] + [(step // n + 1) * n for n in every if n > 0])
+    return min(steps_per_call, stop - step)
+
+
+@tf.function
+def _all_finite(variables: list[tf.Variable]) -> tf.Tensor:
+    return tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in variables])
+
+
+class _Diverged(Exception):
+    """A non-finite training loss or weight: stop without saving."""
+
+
+class _TrainImages:
+    """Training batches as the model receives them, for the train_input_images summary."""
+
+    def __init__(self, config: pipeline_pb2.TrainEvalPipelineConfig, label_map: LabelMap, seed: int | None) -> None:
+        self._batches = iter(inputs.train_dataset(config, seed))
+        self._names = category_names(label_map)
+
+    def write(self, summaries: Summaries, step: int) -> None:
+        features, labels = next(self._batches)
+        counts = labels["num_boxes"].numpy()
+        summaries.write_train_images(
+            step,
+            list(features["image"].numpy()),
+            [boxes[:count] for boxes, count in zip(labels["boxes"].numpy(), counts)],
+            [classes[:count] for classes, count in zip(labels["classes"].numpy(), counts)],
+            self._names,
+        )
+
+
+class Trainer:
+    """One training run in MODEL_DIR: fresh (fine_tune_checkpoint restored) or resumed from its last checkpoint."""
+
+    def __init__(self, options: TrainOptions, report: Callable[[str], None] = tqdm.write) -> None:
+        self.options = options
+        self._report = report
+        self.strategy = choose_strategy()
+        self.config = load_pipeline(options.pipeline_config_path, options.overrides)
+        self.num_steps = options.num_train_steps or self.config.train_config.num_steps
+        _check_options(options, self.num_steps)
+        self.eval_every_n = options.checkpoint_every_n if options.eval_every_n is None else options.eval_every_n
+        self.model_dir = Path(options.model_dir)
+        self.model_dir.mkdir(parents=True, exist_ok=True)
+        with self.strategy.scope():
+            self.model: SSD = build_ssd(self.config)
+            self.optimizer = build_optimizer(self.config.train_config.optimizer)
+        # Calls end exactly on checkpoint and evaluation steps, so one step count serves every call (each
+        # distinct count is a separate, slow, compilation).
+        self.steps_per_call = math.gcd(options.steps_per_call, options.checkpoint_every_n, self.eval_every_n,
+                                       self.num_steps)
+        if self.steps_per_call != options.steps_per_call:
+            report(f"steps per compiled call: {self.steps_per_call} (the largest number dividing --steps_per_call, "
+                   "--checkpoint_every_n, --eval_every_n and the step count)")
+        self._train_steps: dict[int, Callable] = {}
+        self._train_step(self.steps_per_call)  # builds the optimizer's variables, before any restore
+        self.checkpoints = TrainingCheckpoints(
+            self.model_dir, self.model, self.optimizer, self.strategy, options.max_to_keep)
+        self.evaluator = Evaluator(self.config, self.model, self.optimizer)
+        # Under MultiWorkerMirroredStrategy only the chief's summaries land in MODEL_DIR.
+        self.summaries = Summaries(self.model_dir if self.checkpoints.is_chief
+                                   else tempfile.mkdtemp(prefix="tfodkit-worker-summaries-"))
+
+    def _train_step(self, steps: int) -> Callable:
+        if steps not in self._train_steps:
+            self._train_steps[steps] = make_train_step(
+                self.model, self.optimizer, self.strategy, steps, gradient_clip_norm(self.config.train_config))
+        return self._train_steps[steps]
+
+    def _start(self) -> int:
+        """Resume from MODEL_DIR's last checkpoint, or start fresh from the fine_tune_checkpoint."""
+        step = self.checkpoints.restore_latest()
+        if step is not None:
+            self._report(f"resuming from {self.checkpoints.latest} at step {step}")
+            return step
+        train_config = self.config.train_config
+        if train_config.fine_tune_checkpoint:
+            restore_fine_tune_checkpoint(
+                self.model, train_config.fine_tune_checkpoint,
+                train_config.fine_tune_checkpoint_type or "classification", self._report)
+        if self.checkpoints.is_chief:
+            (self.model_dir / PIPELINE_FILE).write_text(pipeline_text(self.config), encoding="utf-8")
+        return 0
+
+    def _run_call(self, iterator: Iterator, steps: int) -> dict[str, float]:
+        try:
+            result = self._train_step(steps)(iterator)
+        except tf.errors.InvalidArgumentError as error:
+            raise inputs.user_error(error) or error from None
+        return {key: float(value) for key, value in result.items()}
+
+    def _check_finite(self, values: dict[str, float], first: int, last: int) -> None:
+        bad = {tag: value for tag, value in values.items() if not math.isfinite(value)}
+        if not bad and bool(_all_finite(self.model.trainable_variables)):
+            return
+        what = ", ".join(f"{tag} = {value}" for tag, value in bad.items()) or "a weight became NaN or infinite"
+        raise _Diverged(f"training diverged in steps {first}..{last}: {what}")
+
+    def _evaluate(self, step: int, images: _TrainImages) -> Evaluation:
+        images.write(self.summaries, step)
+        evaluation = self.evaluator.evaluate(step, self.summaries)
+        self._report(evaluation.line())
+        return evaluation
+
+    def run(self) -> TrainResult:
+        """Train to num_steps, checkpointing and evaluating on schedule; evaluate and save at the end."""
+        start = self._start()
+        options = self.options
+        images = _TrainImages(self.config, self.evaluator.label_map, options.seed)
+        if start == 0:
+            images.write(self.summaries, 0)
+        dataset = self.strategy.experimental_distribute_dataset(inputs.train_dataset(self.config, options.seed))
+        iterator = iter(dataset)
+        step, evaluation, saved_at = start, None, start
+        timed_steps, timed_seconds, compiled = 0, 0.0, set()
+        bar = tqdm(total=self.num_steps, initial=start, unit="step", disable=not options.progress,
+                   dynamic_ncols=True, desc="train")
+        try:
+            while step < self.num_steps:
+                steps = _chunk(step, self.num_steps, self.steps_per_call,
+                               (options.checkpoint_every_n, self.eval_every_n))
+                began = time.perf_counter()
+                values = self._run_call(iterator, steps)
+                seconds = time.perf_counter() - began
+                if steps in compiled:
+                    timed_steps, timed_seconds = timed_steps + steps, timed_seconds + seconds
+                compiled.add(steps)
+                self._check_finite(values, step + 1, step + steps)
+                step = int(self.checkpoints.step.numpy())
+                losses = {tag: values[tag] for tag in LOSS_TAGS}
+                self.summaries.write_train_step(step, losses, values[LEARNING_RATE_KEY], steps / seconds)
+                bar.update(steps)
+                bar.set_postfix(loss=f"{values[TOTAL_LOSS]:.4f}", lr=f"{values[LEARNING_RATE_KEY]:.4g}",
+                                steps_per_s=f"{steps / seconds:.2f}", refresh=False)
+                if step % options.checkpoint_every_n == 0 or step == self.num_steps:
+                    self.checkpoints.save()
+                    saved_at = step
+                if (self.eval_every_n and step % self.eval_every_n == 0) or step == self.num_steps:
+                    evaluation = self._evaluate(step, images)
+        except _Diverged as error:
+            latest = self.checkpoints.latest
+            kept = (f"the last good checkpoint {latest} (step {saved_at}) is intact" if latest
+                    else "no checkpoint was written")
+            raise TfodkitError(
+                f"{error}; stopped without saving: {kept}. Lower the learning rate (or set "
+                "train_config.gradient_clipping_by_norm) and run again"
+            ) from None
+        finally:
+            bar.close()
+            self.summaries.flush()
+        if saved_at != step or self.checkpoints.latest is None:
+            self.checkpoints.save()
+        if evaluation is None:
+            evaluation = self._evaluate(step, images)
+        self.summaries.close()
+        return TrainResult(
+            start_step=start, final_step=step, latest_checkpoint=self.checkpoints.latest or "",
+            evaluation=evaluation, model_dir=self.model_dir,
+            steps_per_sec=timed_steps / timed_seconds if timed_seconds else float("nan"),
+        )
+
+
+def train(options: TrainOptions, report: Callable[[str], None] = tqdm.write) -> TrainResult:
+    """Run `tfodkit train`: build, restore or resume, train, evaluate; see Trainer."""
+    return Trainer(options, report).run()
+
