@@ -106,8 +106,9 @@ def test_clipping_bounds_the_update(records):
     model = build_ssd(config)
     before = [variable.numpy() for variable in model.trainable_variables]
     step = make_train_step(model, build_optimizer(config.train_config.optimizer), strategy, 1, 0.01)
+    batches = _repeated(strategy, _first_batch(config))
     with _eagerly():  # the same step function, run op by op: no trace to pay for one step
-        step(_repeated(strategy, _first_batch(config)))
+        step(batches)
     change = math.sqrt(sum(float(np.sum((variable.numpy() - old) ** 2))
                            for variable, old in zip(model.trainable_variables, before)))
     assert 0.0099 < change < 0.0101  # plain SGD at rate 1: the step is the clipped gradient, norm 0.01
@@ -149,10 +150,12 @@ def _one_and_two_replicas(records: Path, out: Path) -> None:
         step = make_train_step(model, optimizer, strategy, steps_per_call=2, clip_gradients_value=None)
         evaluate = make_eval_step(model, strategy)
         # One device runs the step functions op by op (the reference, without a trace to pay for); two compiled.
+        train_batches = _repeated(strategy, halves)
+        eval_batch = next(iter(strategy.experimental_distribute_dataset(
+            tf.data.Dataset.from_tensors((features, labels)))))
         with _eagerly() if name == "one" else contextlib.nullcontext():
-            losses = step(_repeated(strategy, halves))
-            _, detections = evaluate(next(iter(
-                strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors((features, labels))))))
+            losses = step(train_batches)
+            _, detections = evaluate(eval_batch)
         results[name] = {
             "replicas": strategy.num_replicas_in_sync,
             "losses": {key: float(value) for key, value in losses.items()},
