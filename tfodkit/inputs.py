@@ -13,6 +13,7 @@ from tfodkit import label_map as label_maps
 from tfodkit.augmentation import Sample, Step, build_augmentation
 from tfodkit.dataset.example_decoder import ExampleDecoder
 from tfodkit.errors import TfodkitError
+from tfodkit.model.builder import image_resizer
 from tfodkit.model.preprocessing import FixedShapeResizer
 from tfodkit.protos import pipeline_pb2
 
@@ -53,16 +54,6 @@ def record_files(reader: pipeline_pb2.InputReader, field: str) -> tuple[str, ...
             raise TfodkitError(f"{field}.tf_record_input_reader.input_path[{index}]: no files match {pattern!r}")
         files.extend(path for path in matched if path not in files)
     return tuple(files)
-
-
-def _resizer(config: pipeline_pb2.TrainEvalPipelineConfig) -> FixedShapeResizer:
-    """The model's fixed_shape_resizer: the size every image is resized to."""
-    resizer = config.model.ssd.image_resizer
-    if resizer.WhichOneof("image_resizer_oneof") != "fixed_shape_resizer":
-        raise TfodkitError("model.ssd.image_resizer: only fixed_shape_resizer is supported")
-    fixed = resizer.fixed_shape_resizer
-    method = fixed.DESCRIPTOR.fields_by_name["resize_method"].enum_type.values_by_number[fixed.resize_method].name
-    return FixedShapeResizer(fixed.height, fixed.width, method)
 
 
 def _train_max_boxes(config: pipeline_pb2.TrainEvalPipelineConfig) -> int:
@@ -125,7 +116,7 @@ def input_spec(
         label_map=_label_map(reader, field, num_classes),
         label_map_path=reader.label_map_path,
         num_classes=num_classes,
-        resizer=_resizer(config),
+        resizer=image_resizer(config.model.ssd),
         batch_size=batch if batch_size is None else batch_size,
         max_boxes=max_boxes,
         training=training,

@@ -75,7 +75,8 @@ def conv_hyperparams(config: Message, path: str, freeze_batchnorm: bool = False)
     )
 
 
-def _resizer(ssd: Message) -> FixedShapeResizer:
+def image_resizer(ssd: Message) -> FixedShapeResizer:
+    """`model.ssd.image_resizer` -> the fixed shape every image is resized to (model and input pipeline)."""
     kind = ssd.image_resizer.WhichOneof("image_resizer_oneof")
     if kind != "fixed_shape_resizer":
         raise TfodkitError(f"model.ssd.image_resizer: {kind or 'nothing'} is not supported; use fixed_shape_resizer")
@@ -305,7 +306,7 @@ def build_ssd(pipeline_config: pipeline_pb2.TrainEvalPipelineConfig) -> SSD:
     if ssd.num_classes < 1:
         raise TfodkitError("model.ssd.num_classes: must be at least 1")
     # The cheap parts first, so a config error surfaces before any network is built.
-    resizer = _resizer(ssd)
+    resizer = image_resizer(ssd)
     box_coder = _box_coder(ssd)
     matcher = _matcher(ssd)
     loss = _loss(ssd, box_coder.code_size)
