@@ -7,6 +7,8 @@ from typing import Any
 
 import keras
 
+from tfodkit.model.batch_norm import FusedBatchNormalization
+
 
 @dataclass(frozen=True)
 class BatchNormParams:
@@ -86,7 +88,7 @@ class ConvHyperparams:
         if self.batch_norm is None:
             return keras.layers.Identity(name=name)
         params = self.batch_norm
-        layer = keras.layers.BatchNormalization(
+        layer = FusedBatchNormalization(
             momentum=params.decay, epsilon=params.epsilon, center=params.center, scale=params.scale, name=name
         )
         layer.trainable = params.train and not self.freeze_batchnorm

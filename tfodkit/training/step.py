@@ -7,6 +7,7 @@ from typing import Any, Callable, Iterator
 import keras
 import tensorflow as tf
 
+from tfodkit.evaluation.loss_gap import LOSS_TAGS
 from tfodkit.model.ssd import SSD
 
 LEARNING_RATE_KEY = "learning_rate"
@@ -58,20 +59,19 @@ def make_train_step(
         optimizer.apply_gradients(zip(gradients, variables))
         return {**losses, LEARNING_RATE_KEY: learning_rate}
 
-    @tf.function  # traced once, though train_step calls it twice (first step, then the loop body)
-    def one_step(iterator: Iterator) -> dict[str, tf.Tensor]:
-        features, labels = next(iterator)
-        per_replica = strategy.run(replica_step, args=(features, labels))
-        return {key: strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
-                for key, value in per_replica.items()}
-
     @tf.function
     def train_step(iterator: Iterator) -> dict[str, tf.Tensor]:
-        sums = one_step(iterator)
-        for _ in tf.range(steps_per_call - 1):
-            result = one_step(iterator)
-            sums = {key: value if key == LEARNING_RATE_KEY else sums[key] + value for key, value in result.items()}
-        return {key: value if key == LEARNING_RATE_KEY else value / steps_per_call for key, value in sums.items()}
+        # One loop body, so the model is traced and optimised once whatever steps_per_call is.
+        sums = {key: tf.constant(0.0) for key in LOSS_TAGS}
+        learning_rate = tf.constant(0.0)
+        for _ in tf.range(steps_per_call):
+            features, labels = next(iterator)
+            per_replica = strategy.run(replica_step, args=(features, labels))
+            result = {key: strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+                      for key, value in per_replica.items()}
+            learning_rate = result[LEARNING_RATE_KEY]
+            sums = {key: sums[key] + result[key] for key in LOSS_TAGS}
+        return {**{key: value / steps_per_call for key, value in sums.items()}, LEARNING_RATE_KEY: learning_rate}
 
     return train_step
 
