@@ -73,6 +73,19 @@ def choose_strategy() -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
+def _sharded(dataset: tf.data.Dataset, strategy: tf.distribute.Strategy, num_files: int) -> tf.data.Dataset:
+    """The training dataset with its multi-worker sharding chosen: by file when every worker gets at least one
+    TFRecord file, else by batch (each worker reads every file and keeps its share of the batches)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    workers = len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+    if workers <= 1 or num_files >= workers:
+        return dataset
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
 def _check_options(options: TrainOptions, num_steps: int) -> None:
     if num_steps < 1:
         raise TfodkitError(f"--num_train_steps: must be at least 1, got {num_steps}")
@@ -199,7 +212,9 @@ class Trainer:
         images = _TrainImages(self.config, self.evaluator.label_map, options.seed)
         if start == 0:
             images.write(self.summaries, 0)
-        dataset = self.strategy.experimental_distribute_dataset(inputs.train_dataset(self.config, options.seed))
+        dataset = self.strategy.experimental_distribute_dataset(_sharded(
+            inputs.train_dataset(self.config, options.seed), self.strategy,
+            len(inputs.input_spec(self.config, "train").record_files)))
         iterator = iter(dataset)
         step, evaluation, saved_at = start, None, start
         timed_steps, timed_seconds, compiled = 0, 0.0, set()
