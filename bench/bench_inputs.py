@@ -26,7 +26,7 @@ import tfodkit  # noqa: E402,F401  (sets TensorFlow's environment before TensorF
 import tensorflow as tf  # noqa: E402
 
 from bench.bench_models import synthetic_batch  # noqa: E402
-from bench.docs_section import update_section  # noqa: E402
+from bench.docs_section import publish  # noqa: E402
 from tfodkit import inputs  # noqa: E402
 from tfodkit.config.customize import PipelineChoices, new_pipeline  # noqa: E402
 from tfodkit.dataset import demo_data  # noqa: E402
@@ -67,11 +67,12 @@ def demo_records(num_images: int) -> Path:
     return records
 
 
-def template_config(template: str, records: Path, batch_size: int) -> pipeline_pb2.TrainEvalPipelineConfig:
-    """The template filled in with the demo records by `new-pipeline`'s code, at `batch_size`."""
+def template_config(template: str, records: Path, **choices) -> pipeline_pb2.TrainEvalPipelineConfig:
+    """The template filled in with the demo records by `new-pipeline`'s code; `choices`: further
+    PipelineChoices fields (batch_size, num_steps, fine_tune_checkpoint ...)."""
     return new_pipeline(PipelineChoices(
         model=template, label_map=str(records / "label_map.pbtxt"), train=str(records / "train-*.tfrecord"),
-        val=str(records / "val-*.tfrecord"), batch_size=batch_size))
+        val=str(records / "val-*.tfrecord"), **choices))
 
 
 def input_rate(config: pipeline_pb2.TrainEvalPipelineConfig, warmup: int, batches: int) -> float:
@@ -151,17 +152,14 @@ def main() -> int:
     records = demo_records(args.images)
     rows = []
     for template in args.templates:
-        config = template_config(template, records, args.batch_size)
+        config = template_config(template, records, batch_size=args.batch_size)
         batches_per_s = input_rate(config, args.warmup, args.batches)
         real, synthetic = step_rates(config, args.calls, args.rounds)
         rows.append(Row(template, batches_per_s, real, synthetic))
         print(rows[-1], file=sys.stderr, flush=True)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     section = report(rows, args, peak_mib)
-    print(section)
-    if args.docs:
-        update_section(args.docs, "bench_inputs", section)
-        print(f"\nwrote the section into {args.docs}")
+    publish(section, args.docs, "bench_inputs")
     return 0
 
 

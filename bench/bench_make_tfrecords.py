@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
 sys.path.insert(0, str(ROOT))
 
-from bench.docs_section import update_section  # noqa: E402
+from bench.docs_section import publish  # noqa: E402
 from tests.labelimg_data import xml_text  # noqa: E402
 
 WIDTH, HEIGHT = 640, 480
@@ -235,10 +235,7 @@ def main() -> int:
         "in flight, and records are written one at a time.",
     ])
     print()
-    print(section)
-    if args.docs:
-        update_section(args.docs, "bench_make_tfrecords", section)
-        print(f"\nwrote the section into {args.docs}")
+    publish(section, args.docs, "bench_make_tfrecords")
     return 0
 
 

@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
-from bench.docs_section import update_section  # noqa: E402
+from bench.docs_section import publish  # noqa: E402
 from tfodkit.config.loader import load_pipeline, parse_pipeline_text  # noqa: E402
 from tfodkit.model.builder import build_ssd  # noqa: E402
 from tfodkit.model.mobilenet_v2 import mobilenet_v2_backbone  # noqa: E402
@@ -302,10 +302,7 @@ def main() -> int:
     references = reference_rows(args.batch_size, args.calls)
     backbone_ms = backbone_step_ms(args.batch_size, BACKBONE_SIZE, calls=5)
     section = report(rows, references, backbone_ms, args.batch_size, args.calls)
-    print(section)
-    if args.docs:
-        update_section(args.docs, "bench_models", section)
-        print(f"\nwrote the section into {args.docs}")
+    publish(section, args.docs, "bench_models")
     return 0
 
 

@@ -28,10 +28,9 @@ import tfodkit  # noqa: E402,F401  (sets TensorFlow's environment before TensorF
 import tensorflow as tf  # noqa: E402
 from tensorboard.backend.event_processing.event_accumulator import TENSORS, EventAccumulator  # noqa: E402
 
-from bench.bench_inputs import demo_records  # noqa: E402
-from bench.docs_section import update_section  # noqa: E402
+from bench.bench_inputs import demo_records, template_config  # noqa: E402
+from bench.docs_section import publish  # noqa: E402
 from tfodkit.checkpoints import pretrained  # noqa: E402
-from tfodkit.config.customize import PipelineChoices, new_pipeline  # noqa: E402
 from tfodkit.config.loader import pipeline_text  # noqa: E402
 from tfodkit.evaluation.coco_metrics import MAP_50  # noqa: E402
 from tfodkit.evaluation.loss_gap import LOSS_GAPS, TOTAL_LOSS  # noqa: E402
@@ -84,9 +83,7 @@ def run_template(template: str, records: Path, backbone: Path, args: argparse.Na
     model_dir = OUT / template
     shutil.rmtree(model_dir, ignore_errors=True)
     model_dir.mkdir(parents=True)
-    config = new_pipeline(PipelineChoices(
-        model=template, label_map=str(records / "label_map.pbtxt"), train=str(records / "train-*.tfrecord"),
-        val=str(records / "val-*.tfrecord"), num_steps=args.steps, fine_tune_checkpoint=str(backbone)))
+    config = template_config(template, records, num_steps=args.steps, fine_tune_checkpoint=str(backbone))
     config_path = model_dir / "bench_pipeline.config"
     config_path.write_text(pipeline_text(config), encoding="utf-8")
     start = time.perf_counter()
@@ -176,10 +173,7 @@ def main() -> int:
               f"{runs[-1].wall_s / 60:.1f} min", file=sys.stderr, flush=True)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     section = report(runs, args, peak_mib)
-    print(section)
-    if args.docs:
-        update_section(args.docs, "bench_train", section)
-        print(f"\nwrote the section into {args.docs}")
+    publish(section, args.docs, "bench_train")
     return 0
 
 

@@ -17,3 +17,11 @@ def update_section(path: Path, name: str, section: str) -> None:
         text = text.rstrip() + "\n\n" + block + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
+
+
+def publish(section: str, docs: Path | None, name: str) -> None:
+    """Print a benchmark's section, and write it into `docs` as section `name` when a file is given."""
+    print(section)
+    if docs:
+        update_section(docs, name, section)
+        print(f"\nwrote the section into {docs}")
