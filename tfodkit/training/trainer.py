@@ -212,9 +212,9 @@ class Trainer:
         images = _TrainImages(self.config, self.evaluator.label_map, options.seed)
         if start == 0:
             images.write(self.summaries, 0)
+        spec = inputs.input_spec(self.config, "train")
         dataset = self.strategy.experimental_distribute_dataset(_sharded(
-            inputs.train_dataset(self.config, options.seed), self.strategy,
-            len(inputs.input_spec(self.config, "train").record_files)))
+            inputs.build_dataset(spec, options.seed), self.strategy, len(spec.record_files)))
         iterator = iter(dataset)
         step, evaluation, saved_at = start, None, start
         timed_steps, timed_seconds, compiled = 0, 0.0, set()
