@@ -28,7 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tfodkit",
-        description="The TensorFlow 2 Object Detection API workflow: LabelImg XML -> TFRecords -> SSD training and evaluation (export: not yet).",
+        description="The TensorFlow 2 Object Detection API workflow: LabelImg XML -> TFRecords -> SSD training "
+        "and evaluation (export: not yet).",
     )
     parser.add_argument("--version", action="version", version=f"tfodkit {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
