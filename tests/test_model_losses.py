@@ -107,3 +107,30 @@ def test_regression_target_encodes_the_matched_box() -> None:
     targets = assigner.assign(anchors, boxes, tf.constant([[1]]), tf.ones([1, 1]))
     np.testing.assert_allclose(targets.reg_targets.numpy()[0, 0], coder.encode(boxes[0], anchors).numpy()[0], atol=1e-6)
     assert targets.reg_targets.numpy()[0, 0, 2] > 0
+
+
+def test_target_assignment_is_the_same_whatever_the_padding() -> None:
+    """Trailing padding rows are dropped before the IoU matrix; a zero-weight row inside is kept and ignored."""
+    rng = np.random.default_rng(3)
+    corners = rng.uniform(0.0, 0.6, (30, 2)).astype(np.float32)
+    anchors = tf.constant(np.concatenate([corners, corners + 0.35], axis=-1))
+    real = np.array([[0.1, 0.1, 0.45, 0.5], [0.5, 0.4, 0.9, 0.8], [0.2, 0.6, 0.5, 0.95]], np.float32)
+    assigner = TargetAssigner(ArgMaxMatcher(0.5, 0.4, force_match_for_each_row=True), FasterRcnnBoxCoder(), 3)
+
+    def padded(rows: int, weights: list[float]) -> list[tf.Tensor]:
+        boxes = np.zeros((2, rows, 4), np.float32)
+        classes = np.zeros((2, rows), np.int32)
+        weight = np.zeros((2, rows), np.float32)
+        boxes[0, :3], classes[0, :3], weight[0, :3] = real, [1, 2, 3], weights
+        boxes[1, :1], classes[1, :1], weight[1, :1] = real[1:2], [3], 1.0
+        return [tf.constant(boxes), tf.constant(classes), tf.constant(weight)]
+
+    tight = assigner.assign(anchors, *padded(3, [1.0, 0.0, 1.0]))
+    wide = assigner.assign(anchors, *padded(100, [1.0, 0.0, 1.0]))
+    assert int(tf.reduce_sum(tf.cast(tight.matches >= 0, tf.int32))) > 2
+    for field, a, b in zip(tight._fields, tight, wide):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=field)
+    # The zero-weight middle row is never a regression target.
+    assert not np.any((tight.matches.numpy()[0] == 1) & (tight.reg_weights.numpy()[0] > 0))
+    empty = assigner.assign(anchors, tf.zeros([2, 100, 4]), tf.zeros([2, 100], tf.int32), tf.zeros([2, 100]))
+    np.testing.assert_array_equal(empty.matches.numpy(), -np.ones([2, 30]))

@@ -6,14 +6,16 @@ import math
 import re
 
 import keras
+import numpy as np
 import pytest
+import tensorflow as tf
 from google.protobuf import text_format
 
 from tfodkit.config.loader import parse_pipeline_text
 from tfodkit.config.templates import template_text
 from tfodkit.errors import TfodkitError
 from tfodkit.protos import pipeline_optimizer_pb2, pipeline_train_pb2
-from tfodkit.training.optimizers import build_learning_rate, build_optimizer, gradient_clip_norm
+from tfodkit.training.optimizers import MomentumSGD, build_learning_rate, build_optimizer, gradient_clip_norm
 
 
 def _rate(text: str):
@@ -107,7 +109,7 @@ def test_bad_schedules_name_the_field(text, field):
 def test_optimizers_carry_the_config_values():
     lr = "learning_rate { constant_learning_rate { learning_rate: 0.01 } }"
     sgd = _optimizer(f"momentum_optimizer {{ {lr} momentum_optimizer_value: 0.8 }} use_moving_average: false")
-    assert isinstance(sgd, keras.optimizers.SGD) and sgd.momentum == pytest.approx(0.8) and not sgd.use_ema
+    assert isinstance(sgd, MomentumSGD) and sgd.momentum == pytest.approx(0.8) and not sgd.use_ema
     adam = _optimizer(f"adam_optimizer {{ {lr} epsilon: 0.5 }} use_moving_average: false")
     assert isinstance(adam, keras.optimizers.Adam) and adam.epsilon == pytest.approx(0.5)
     rms = _optimizer(f"rms_prop_optimizer {{ {lr} decay: 0.7 momentum_optimizer_value: 0.6 epsilon: 0.2 }}")
@@ -116,6 +118,35 @@ def test_optimizers_carry_the_config_values():
     # use_moving_average defaults to true in the proto, with decay 0.9999.
     assert rms.use_ema and rms.ema_momentum == pytest.approx(0.9999)
     assert float(sgd.learning_rate) == pytest.approx(0.01)
+
+
+def _compiled_apply(optimizer, variable):
+    return tf.function(lambda gradient: optimizer.apply_gradients([(gradient, variable)]))
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_fused_momentum_update_equals_keras_sgd(nesterov):
+    """MomentumSGD's fused kernel gives Keras 3's own SGD results, step after step, inside a tf.function."""
+    rng = np.random.default_rng(0)
+    start = rng.normal(size=(3, 5)).astype(np.float32)
+    gradients = [rng.normal(size=(3, 5)).astype(np.float32) for _ in range(4)]
+    schedule = _rate("cosine_decay_learning_rate { learning_rate_base: 0.2 total_steps: 10 warmup_steps: 2 "
+                     "warmup_learning_rate: 0.05 }")
+    results = []
+    for optimizer in (MomentumSGD(schedule, momentum=0.9, nesterov=nesterov),
+                      keras.optimizers.SGD(schedule, momentum=0.9, nesterov=nesterov)):
+        variable = keras.Variable(start)
+        optimizer.build([variable])
+        apply = _compiled_apply(optimizer, variable)
+        for gradient in gradients:
+            apply(tf.constant(gradient))
+        graph = apply.get_concrete_function(tf.TensorSpec(start.shape, tf.float32)).graph
+        results += [{op.type for op in graph.get_operations()}, (variable.numpy(), optimizer.momentums[0].numpy())]
+    fused_ops, (fused, fused_momentum), reference_ops, (reference, reference_momentum) = results
+    assert "ResourceApplyKerasMomentum" in fused_ops and "ResourceApplyKerasMomentum" not in reference_ops
+    assert not np.allclose(fused, start)
+    np.testing.assert_allclose(fused, reference, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(fused_momentum, reference_momentum, rtol=1e-6, atol=1e-7)
 
 
 def test_moving_average_follows_the_decay():

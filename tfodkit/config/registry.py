@@ -254,10 +254,11 @@ FIELDS: dict[str, FieldRule] = {
     "TrainConfig.num_batch_queue_threads": _no_effect(_TF1_QUEUES),
     "TrainConfig.prefetch_queue_capacity": _no_effect(_TF1_QUEUES),
     "TrainConfig.unpad_groundtruth_tensors": _no_effect(
-        "static-shape switch for TPUs: padded groundtruth boxes are masked either way, so losses are identical"
+        "static-shape switch for TPUs: trailing padding rows are always dropped before matching and the rest "
+        "masked by their zero weights, so losses are identical"
     ),
     "TrainConfig.use_bfloat16": _no_effect("TPU-only mixed precision; only false is accepted", allowed=(False,)),
-    "Optimizer.momentum_optimizer": _impl(),
+    "Optimizer.momentum_optimizer": _impl("Keras SGD with the fused ResourceApplyKerasMomentum update, as tf_keras"),
     "Optimizer.adam_optimizer": _impl(),
     "Optimizer.rms_prop_optimizer": _impl(),
     "Optimizer.use_moving_average": _impl(),

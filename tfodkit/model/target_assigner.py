@@ -22,6 +22,19 @@ class Targets(NamedTuple):
     matches: tf.Tensor  # [B, N] matched row, -1 unmatched, -2 ignored
 
 
+def _drop_trailing_padding(
+    boxes: tf.Tensor, classes: tf.Tensor, weights: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """[B, M, ...] groundtruth -> [B, K, ...], K the last row with weight > 0 in any image, plus one (at least 1:
+    a padding row keeps the shapes non-empty and matches nothing)."""
+    if weights.shape[-1] == 0:
+        return boxes, classes, weights
+    row_numbers = tf.range(1, tf.shape(weights)[-1] + 1)
+    in_use = tf.reduce_max(tf.where(weights > 0, row_numbers, 0))
+    rows = tf.maximum(in_use, 1)
+    return boxes[:, :rows], classes[:, :rows], weights[:, :rows]
+
+
 @dataclass(frozen=True)
 class TargetAssigner:
     """IoU similarity + argmax matcher + box coder, as the OD API's SSD target assigner."""
@@ -47,8 +60,13 @@ class TargetAssigner:
         """anchors [N, 4]; groundtruth boxes [B, M, 4] normalised, classes [B, M] 1-based ids, weights [B, M].
 
         Padding rows carry weight 0: they are never force-matched and, with zero boxes, never overlap anchors.
+        The rows after the last weighted row of every image are dropped first (as the OD API unpads groundtruth
+        before assigning), so the IoU matrix is [B, rows in use, N] rather than [B, max_number_of_boxes, N].
         """
         anchors = tf.convert_to_tensor(anchors, tf.float32)
+        groundtruth_boxes, groundtruth_classes, groundtruth_weights = _drop_trailing_padding(
+            groundtruth_boxes, groundtruth_classes, groundtruth_weights
+        )
         similarity = iou(groundtruth_boxes, anchors[tf.newaxis])
         matches = self.matcher.match(similarity, valid_rows=groundtruth_weights > 0)
         matched = matches >= 0
