@@ -25,8 +25,8 @@ class Targets(NamedTuple):
 def _drop_trailing_padding(
     boxes: tf.Tensor, classes: tf.Tensor, weights: tf.Tensor
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """[B, M, ...] groundtruth -> [B, K, ...], K the last row with weight > 0 in any image, plus one (at least 1:
-    a padding row keeps the shapes non-empty and matches nothing)."""
+    """[B, M, ...] groundtruth -> its first K rows, K = 1 + the index of the last row with weight > 0 in any image
+    (at least 1: a padding row keeps the shapes non-empty and matches nothing)."""
     if weights.shape[-1] == 0:
         return boxes, classes, weights
     row_numbers = tf.range(1, tf.shape(weights)[-1] + 1)
