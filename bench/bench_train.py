@@ -96,9 +96,8 @@ def run_template(template: str, records: Path, backbone: Path, args: argparse.Na
     config_path = model_dir / "bench_pipeline.config"
     config_path.write_text(pipeline_text(config), encoding="utf-8")
     start = time.perf_counter()
-    overrides = tuple(args.set) if args.template_only else DIGITS_OVERRIDES.get(template, ()) + tuple(args.set)
     result = train(TrainOptions(
-        pipeline_config_path=str(config_path), model_dir=str(model_dir), overrides=overrides,
+        pipeline_config_path=str(config_path), model_dir=str(model_dir), overrides=run_overrides(template, args),
         checkpoint_every_n=args.eval_every, eval_every_n=args.eval_every, seed=0, progress=False))
     wall_s = time.perf_counter() - start
     evaluation = result.evaluation
@@ -117,11 +116,16 @@ def finished_run(template: str) -> Run:
                read_curves(model_dir))
 
 
+def run_overrides(template: str, args: argparse.Namespace) -> tuple[str, ...]:
+    """The --set overrides `template` is trained with: its DIGITS_OVERRIDES (unless --template-only), then --set."""
+    own = () if args.template_only else DIGITS_OVERRIDES.get(template, ())
+    return own + tuple(args.set)
+
+
 def _overrides_text(args: argparse.Namespace) -> str:
     """The overrides each run was trained with, for the report's method paragraph."""
-    per_template = {} if args.template_only else DIGITS_OVERRIDES
-    parts = [f"{template}: " + "; ".join(f"`{item}`" for item in per_template.get(template, ()) + tuple(args.set))
-             for template in args.templates if per_template.get(template) or args.set]
+    parts = [f"{template}: " + "; ".join(f"`{item}`" for item in run_overrides(template, args))
+             for template in args.templates if run_overrides(template, args)]
     return (", with the overrides " + ", ".join(parts)) if parts else ", the templates unchanged"
 
 

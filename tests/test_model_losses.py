@@ -117,16 +117,16 @@ def test_target_assignment_is_the_same_whatever_the_padding() -> None:
     real = np.array([[0.1, 0.1, 0.45, 0.5], [0.5, 0.4, 0.9, 0.8], [0.2, 0.6, 0.5, 0.95]], np.float32)
     assigner = TargetAssigner(ArgMaxMatcher(0.5, 0.4, force_match_for_each_row=True), FasterRcnnBoxCoder(), 3)
 
-    def padded(rows: int, weights: list[float]) -> list[tf.Tensor]:
+    def padded(rows: int) -> list[tf.Tensor]:
         boxes = np.zeros((2, rows, 4), np.float32)
         classes = np.zeros((2, rows), np.int32)
         weight = np.zeros((2, rows), np.float32)
-        boxes[0, :3], classes[0, :3], weight[0, :3] = real, [1, 2, 3], weights
+        boxes[0, :3], classes[0, :3], weight[0, :3] = real, [1, 2, 3], [1.0, 0.0, 1.0]
         boxes[1, :1], classes[1, :1], weight[1, :1] = real[1:2], [3], 1.0
         return [tf.constant(boxes), tf.constant(classes), tf.constant(weight)]
 
-    tight = assigner.assign(anchors, *padded(3, [1.0, 0.0, 1.0]))
-    wide = assigner.assign(anchors, *padded(100, [1.0, 0.0, 1.0]))
+    tight = assigner.assign(anchors, *padded(3))
+    wide = assigner.assign(anchors, *padded(100))
     assert int(tf.reduce_sum(tf.cast(tight.matches >= 0, tf.int32))) > 2
     for field, a, b in zip(tight._fields, tight, wide):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=field)
