@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TFODKIT := $(VENV)/bin/tfodkit
 STAMP := $(VENV)/.installed
+# The real TF2 OD API, for bench/bench_od_api.py only: installed beside the venv's packages, not into them.
+OD_API := $(VENV)/od_api
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 # Training steps of `make demo` (FPNLite, batch 8): sized to finish within 15 minutes on 2 CPU cores.
 DEMO_STEPS ?= 400
@@ -20,6 +22,11 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+$(OD_API)/.installed: bench/od_api-requirements.txt $(STAMP)
+	rm -rf $(OD_API)
+	$(PY) -m pip install -q --no-deps --target $(OD_API) -r bench/od_api-requirements.txt
+	touch $@
+
 demo: $(STAMP)
 	$(TFODKIT) demo-data --out annotations/demo
 	$(TFODKIT) make-tfrecords annotations/demo --out tfrecords --split train=0.8,val=0.1,test=0.1 --seed 0 --workers 2
@@ -34,9 +41,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-bench: $(STAMP)
+bench: $(STAMP) $(OD_API)/.installed
 	$(PY) bench/bench_make_tfrecords.py
 	$(PY) bench/bench_models.py
+	$(PY) bench/bench_od_api.py
 	$(PY) bench/bench_inputs.py
 
 # Long training runs of FPNLite and SSD on the demo set (5000 steps: 30-45 minutes per model on 2 AVX-512 CPU cores; not CI).

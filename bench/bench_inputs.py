@@ -26,7 +26,7 @@ import tfodkit  # noqa: E402,F401  (sets TensorFlow's environment before TensorF
 import tensorflow as tf  # noqa: E402
 
 from bench.bench_models import synthetic_batch  # noqa: E402
-from bench.docs_section import publish  # noqa: E402
+from bench.docs_section import cpu_name, publish  # noqa: E402
 from tfodkit import inputs  # noqa: E402
 from tfodkit.config.customize import PipelineChoices, new_pipeline  # noqa: E402
 from tfodkit.dataset import demo_data  # noqa: E402
@@ -132,7 +132,7 @@ def report(rows: list[Row], args: argparse.Namespace, peak_mib: float) -> str:
     lines += [
         "",
         f"Peak resident memory of the benchmark process (both models, both pipelines): {peak_mib:.0f} MiB. "
-        f"Machine: {len(os.sched_getaffinity(0))} CPU cores, TensorFlow {tf.__version__}, Python "
+        f"Machine: {len(os.sched_getaffinity(0))} CPU cores ({cpu_name()}), TensorFlow {tf.__version__}, Python "
         f"{platform.python_version()}.",
     ]
     return "\n".join(lines)

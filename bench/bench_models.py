@@ -1,32 +1,29 @@
 """Benchmark each model template in pipelines/: compiled train-step rate on synthetic input, inference time,
-parameter and anchor counts, beside the TF2 OD API's figures for the same architecture.
+parameter and anchor counts.
 
 The train step is tfodkit.training.step.make_train_step with 10 steps per call on one in-memory batch of random
 images with a few random boxes (target assignment included), timed after a first call that traces and warms
 up: the compute floor the real training loop is held to. Inference is `model.detect` (preprocess, network,
-decode, NMS) compiled once for any batch size, on the same batch and on one image. The OD API's speeds were
-measured on this machine (../shared/reference/od_api_tf2/README.md); its anchor counts follow from the
-config (feature map sizes times anchors per location), and the reference checkpoints give its parameter
-counts for the same configs. The reference checkpoints' own configs (the ones the OD API's speed was measured
-on) are trained the same way, and one training step of the bare MobileNetV2 backbone is timed with tf_keras
-(the OD API's Keras) and with tfodkit's Keras 3 backbone, side by side.
+decode, NMS) compiled once for any batch size, on the same batch and on one image. The OD API's anchor counts follow
+from the config (feature map sizes times anchors per location), and one training step of the bare MobileNetV2
+backbone is timed with tf_keras (the OD API's Keras) and with tfodkit's Keras 3 backbone, side by side. The real
+OD API's training step beside tfodkit's is bench/bench_od_api.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = ROOT.parent / "shared" / "reference" / "od_api_tf2"
 sys.path.insert(0, str(ROOT))
 
 import tfodkit  # noqa: E402,F401  (sets TensorFlow's environment before TensorFlow loads)
@@ -35,24 +32,17 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
-from bench.docs_section import publish  # noqa: E402
-from tfodkit.config.loader import load_pipeline, parse_pipeline_text  # noqa: E402
+from bench.docs_section import cpu_name, publish  # noqa: E402
+from tfodkit.config.loader import load_pipeline  # noqa: E402
 from tfodkit.model.builder import build_ssd  # noqa: E402
 from tfodkit.model.mobilenet_v2 import mobilenet_v2_backbone  # noqa: E402
+from tfodkit.model.ssd import SSD  # noqa: E402
 from tfodkit.protos import pipeline_pb2  # noqa: E402
 from tfodkit.training.optimizers import build_optimizer, gradient_clip_norm  # noqa: E402
 from tfodkit.training.step import make_train_step  # noqa: E402
 
 STEPS_PER_CALL = 10
 BOXES_PER_IMAGE = 3
-# The OD API on this machine (reference README): batch 8, steady state, 10 steps per compiled loop, and the
-# exported SavedModel on one image. Its SSD reference resizes to 300x300 (the zoo config); FPNLite to 320x320.
-OD_API_MEASURED = {
-    "ssd_mobilenet_v2_320x320": ("SSD MobileNetV2 300x300", 3.16, 15.7),
-    "ssd_mobilenet_v2_fpnlite_320x320": ("SSD MobileNetV2 FPNLite 320x320", 2.87, 19.6),
-}
-# The reference checkpoints' configs, with the OD API's training rate on each (steps/s, batch 8).
-REFERENCE_RATES = {"ssd_mobilenet_v2_320x320_coco17_tpu-8": 3.16, "ssd_mobilenet_v2_fpnlite_320x320_coco17_tpu-8": 2.87}
 BACKBONE_SIZE = 300
 
 
@@ -122,7 +112,7 @@ def synthetic_batch(config: pipeline_pb2.TrainEvalPipelineConfig, batch_size: in
     return {"image": images}, {"boxes": boxes, "classes": classes, "weights": weights}
 
 
-def _timed(function, repeats: int) -> float:
+def median_seconds(function, repeats: int) -> float:
     """Median wall seconds of `repeats` calls (the outputs are fetched, so the work is done)."""
     times = []
     for _ in range(repeats):
@@ -132,8 +122,28 @@ def _timed(function, repeats: int) -> float:
     return statistics.median(times)
 
 
-def train_rate(config: pipeline_pb2.TrainEvalPipelineConfig, batch_size: int, calls: int, name: str):
-    """(model, trace + first call seconds, steps/s, the synthetic features) of the compiled train step."""
+@dataclass
+class CompiledStep:
+    """tfodkit's compiled training call on one synthetic batch, traced and warmed up."""
+
+    model: SSD
+    step: Callable[[Iterator], dict[str, tf.Tensor]]
+    batches: Iterator
+    compile_s: float
+    features: dict[str, np.ndarray]
+
+    def steps_per_sec(self, calls: int, name: str) -> float:
+        """Optimizer steps per second over `calls` calls of STEPS_PER_CALL steps (the loss must stay finite)."""
+        start = time.perf_counter()
+        for _ in range(calls):
+            losses = self.step(self.batches)
+        if not math.isfinite(float(losses["Loss/total_loss"])):
+            raise RuntimeError(f"{name}: the loss on synthetic input is not finite")
+        return calls * STEPS_PER_CALL / (time.perf_counter() - start)
+
+
+def compiled_train_step(config: pipeline_pb2.TrainEvalPipelineConfig, batch_size: int) -> CompiledStep:
+    """Build the model and optimizer of `config`, compile `make_train_step` on one synthetic batch and warm it up."""
     strategy = tf.distribute.get_strategy()
     model = build_ssd(config)
     optimizer = build_optimizer(config.train_config.optimizer)
@@ -143,13 +153,7 @@ def train_rate(config: pipeline_pb2.TrainEvalPipelineConfig, batch_size: int, ca
         tf.data.Dataset.from_tensors((features, labels)).repeat()))
     start = time.perf_counter()
     float(step(batches)["Loss/total_loss"])  # trace, compile and warm up
-    compile_s = time.perf_counter() - start
-    start = time.perf_counter()
-    for _ in range(calls):
-        losses = step(batches)
-    if not math.isfinite(float(losses["Loss/total_loss"])):
-        raise RuntimeError(f"{name}: the loss on synthetic input is not finite")
-    return model, compile_s, calls * STEPS_PER_CALL / (time.perf_counter() - start), features
+    return CompiledStep(model, step, batches, time.perf_counter() - start, features)
 
 
 def backbone_step_ms(batch_size: int, size: int, calls: int) -> tuple[float, float]:
@@ -171,62 +175,38 @@ def backbone_step_ms(batch_size: int, size: int, calls: int) -> tuple[float, flo
             return loss
 
         compiled = tf.function(step)
-        _timed(compiled, 2)
-        timings.append(1000 * _timed(compiled, calls))
+        median_seconds(compiled, 2)
+        timings.append(1000 * median_seconds(compiled, calls))
     return timings[0], timings[1]
 
 
 def measure(template: Path, batch_size: int, calls: int) -> Row:
     """Train-step rate, inference times and counts of one template."""
     config = load_pipeline(template)
-    model, compile_s, steps_per_s, features = train_rate(config, batch_size, calls, template.name)
+    compiled = compiled_train_step(config, batch_size)
+    steps_per_s = compiled.steps_per_sec(calls, template.name)
+    model = compiled.model
     height, width = model.image_size
     detect = tf.function(model.detect, input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32)])
-    images = tf.constant(features["image"])
+    images = tf.constant(compiled.features["image"])
     one = images[:1]
-    _timed(lambda: detect(images), 1)
-    _timed(lambda: detect(one), 1)
+    median_seconds(lambda: detect(images), 1)
+    median_seconds(lambda: detect(one), 1)
     return Row(
         template=template.stem,
         size=f"{height}x{width}",
         anchors=int(model.anchors.shape[0]),
         od_api_anchors=od_api_anchor_count(config),
         params=parameter_count(model),
-        compile_s=compile_s,
+        compile_s=compiled.compile_s,
         steps_per_s=steps_per_s,
-        detect_batch_ms=1000 * _timed(lambda: detect(images), 5),
-        detect_one_ms=1000 * _timed(lambda: detect(one), 20),
+        detect_batch_ms=1000 * median_seconds(lambda: detect(images), 5),
+        detect_one_ms=1000 * median_seconds(lambda: detect(one), 20),
     )
 
 
-def reference_rows(batch_size: int, calls: int) -> list[tuple[str, int, int, int, int, float]]:
-    """(model, our anchors, OD API anchors, our parameters, OD API parameters, our train steps/s) for the
-    reference checkpoints' own pipeline.config files (num_classes 2), the configs the OD API's speed was
-    measured on; the OD API's counts come from its checkpoint listing."""
-    rows = []
-    for name in REFERENCE_RATES:
-        folder = REFERENCE / name
-        if not folder.is_dir():
-            continue
-        contents = json.loads((folder / "contents.json").read_text(encoding="utf-8"))
-        od_api_params = sum(
-            int(np.prod(shape)) for variable, shape in contents["checkpoint_variables"]
-            if variable.startswith("model/") and "OPTIMIZER_SLOT" not in variable
-        )
-        config = parse_pipeline_text((folder / "pipeline.config").read_text(encoding="utf-8"), name)
-        model, _, steps_per_s, _ = train_rate(config, batch_size, calls, name)
-        rows.append((name, int(model.anchors.shape[0]), contents["num_anchors"], parameter_count(model), od_api_params,
-                     steps_per_s))
-    return rows
-
-
-def _ratio(ours: float, theirs: float | None) -> str:
-    return f"{ours / theirs:.2f}" if theirs else "n/a"
-
-
-def report(rows: list[Row], references: list[tuple[str, int, int, int, int, float]],
-           backbone_ms: tuple[float, float], batch_size: int, calls: int) -> str:
-    """The Markdown section: method, the template table, the reference-config table."""
+def report(rows: list[Row], backbone_ms: tuple[float, float], batch_size: int, calls: int) -> str:
+    """The Markdown section: method, the template table, the backbone line."""
     lines = [
         "## Models",
         "",
@@ -235,38 +215,17 @@ def report(rows: list[Row], references: list[tuple[str, int, int, int, int, floa
         f"(forward, target assignment, losses, backward, optimizer update) on one in-memory batch of random images "
         f"with {BOXES_PER_IMAGE} random boxes each, {calls} calls timed after a first call that traces and warms "
         "up. Detect: `model.detect` (preprocess, network, box decoding, NMS) compiled once, median of repeated "
-        "calls on the batch and on one image. OD API figures: its TF2 trainer and exported SavedModel measured on "
-        "this machine (`../shared/reference/od_api_tf2/README.md`; its SSD resizes to 300x300, ours to 320x320), "
-        "and anchors counted from the config (feature map cells x anchors per cell). Ratio: ours / OD API "
-        "(steps/s: higher is better; latency: lower is better).",
+        "calls on the batch and on one image. OD API anchors: counted from the config as the OD API lays them out "
+        "(feature map cells x anchors per cell). The real OD API, trained side by side with tfodkit on its own "
+        "configs, is in the next section (`bench/bench_od_api.py`).",
         "",
         "| template | input | anchors | OD API anchors | parameters | trace + first call s | train steps/s | "
-        "OD API steps/s | ratio | detect batch ms | detect 1 image ms | OD API export 1 image ms | ratio |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "detect batch ms | detect 1 image ms |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for row in rows:
-        _, od_rate, od_latency = OD_API_MEASURED.get(row.template, ("", None, None))
-        lines.append(
-            f"| {row.template} | {row.size} | {row.anchors} | {row.od_api_anchors} | {row.params:,} | "
-            f"{row.compile_s:.0f} | {row.steps_per_s:.2f} | {od_rate or 'n/a'} | {_ratio(row.steps_per_s, od_rate)} "
-            f"| {row.detect_batch_ms:.0f} | {row.detect_one_ms:.1f} | {od_latency or 'n/a'} | "
-            f"{_ratio(row.detect_one_ms, od_latency)} |"
-        )
-    if references:
-        lines += [
-            "",
-            "The OD API's own configs (`../shared/reference/od_api_tf2/*/pipeline.config`, num_classes 2, the "
-            "configs its speed was measured on) built and trained by tfodkit the same way, against the real OD "
-            "API checkpoints and speeds of the same configs (parameters: every model variable, batch-norm moving "
-            "statistics included):",
-            "",
-            "| OD API model | anchors (tfodkit) | anchors (OD API) | parameters (tfodkit) | parameters (OD API) | "
-            "train steps/s (tfodkit) | OD API steps/s | ratio |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        lines += [f"| {name} | {ours_a} | {theirs_a} | {ours_p:,} | {theirs_p:,} | {rate:.2f} | "
-                  f"{REFERENCE_RATES[name]} | {_ratio(rate, REFERENCE_RATES[name])} |"
-                  for name, ours_a, theirs_a, ours_p, theirs_p, rate in references]
+    lines += [f"| {row.template} | {row.size} | {row.anchors} | {row.od_api_anchors} | {row.params:,} | "
+              f"{row.compile_s:.0f} | {row.steps_per_s:.2f} | {row.detect_batch_ms:.0f} | {row.detect_one_ms:.1f} |"
+              for row in rows]
     tf_keras_ms, ours_ms = backbone_ms
     lines += [
         "",
@@ -278,7 +237,7 @@ def report(rows: list[Row], references: list[tuple[str, int, int, int, int, floa
     ]
     lines += [
         "",
-        f"Machine: {os.cpu_count()} CPU cores, TensorFlow {tf.__version__}, Python "
+        f"Machine: {os.cpu_count()} CPU cores ({cpu_name()}), TensorFlow {tf.__version__}, Python "
         f"{platform.python_version()}. The 2 CPU cores were shared with other jobs while measured: rates vary "
         "with their load.",
     ]
@@ -299,9 +258,8 @@ def main() -> int:
     for path in paths:
         rows.append(measure(path, args.batch_size, args.calls))
         print(rows[-1], file=sys.stderr, flush=True)
-    references = reference_rows(args.batch_size, args.calls)
     backbone_ms = backbone_step_ms(args.batch_size, BACKBONE_SIZE, calls=5)
-    section = report(rows, references, backbone_ms, args.batch_size, args.calls)
+    section = report(rows, backbone_ms, args.batch_size, args.calls)
     publish(section, args.docs, "bench_models")
     return 0
 

@@ -29,7 +29,7 @@ import tensorflow as tf  # noqa: E402
 from tensorboard.backend.event_processing.event_accumulator import TENSORS, EventAccumulator  # noqa: E402
 
 from bench.bench_inputs import demo_records, template_config  # noqa: E402
-from bench.docs_section import publish  # noqa: E402
+from bench.docs_section import cpu_name, publish  # noqa: E402
 from tfodkit.checkpoints import pretrained  # noqa: E402
 from tfodkit.config.loader import pipeline_text  # noqa: E402
 from tfodkit.evaluation.coco_metrics import MAP_50  # noqa: E402
@@ -40,12 +40,23 @@ from tfodkit.training.trainer import TrainOptions, train  # noqa: E402
 TARGETS = {"ssd_mobilenet_v2_fpnlite_320x320": 0.90, "ssd_mobilenet_v2_320x320": 0.85}
 # What a practitioner changes in a template for this dataset (docs/benchmarks.md has the reasons): digits are not
 # mirror-symmetric, so the templates' random_horizontal_flip (their first augmentation) becomes a brightness
-# jitter; a quarter of the digits are under 12 x 25 pixels at 320 x 320, below FPNLite's smallest anchors
-# (anchor_scale 4: 32 px at stride 8), so its anchors are halved. `--template-only` trains the templates as they are.
+# jitter, and a contrast jitter is added. A quarter of the digits are under 12 x 25 pixels at 320 x 320: FPNLite's
+# anchors are halved (anchor_scale 4: 32 px at stride 8) and get a 1:4 shape for the thin ones, its crop zooms in
+# further (min_area 0.5), and SSD's smallest anchors go from 0.2 to 0.1 of the image. `--template-only` trains the
+# templates as they are.
 DIGITS_FLIP = "train_config.data_augmentation_options[0]={ random_adjust_brightness { } }"
+DIGITS_CONTRAST = "train_config.data_augmentation_options[2]={ random_adjust_contrast { } }"
 DIGITS_OVERRIDES = {
-    "ssd_mobilenet_v2_fpnlite_320x320": (DIGITS_FLIP, "model.ssd.anchor_generator.multiscale_anchor_generator.anchor_scale=2.0"),
-    "ssd_mobilenet_v2_320x320": (DIGITS_FLIP,),
+    "ssd_mobilenet_v2_fpnlite_320x320": (
+        DIGITS_FLIP,
+        "model.ssd.anchor_generator.multiscale_anchor_generator.anchor_scale=2.0",
+        "model.ssd.anchor_generator.multiscale_anchor_generator.aspect_ratios=[1.0, 2.0, 0.5, 0.25]",
+        "train_config.data_augmentation_options[1]={ random_crop_image { min_object_covered: 0.0 "
+        "min_aspect_ratio: 0.75 max_aspect_ratio: 3.0 min_area: 0.5 max_area: 1.0 overlap_thresh: 0.0 } }",
+        DIGITS_CONTRAST,
+    ),
+    "ssd_mobilenet_v2_320x320": (
+        DIGITS_FLIP, "model.ssd.anchor_generator.ssd_anchor_generator.min_scale=0.1", DIGITS_CONTRAST),
 }
 AR_100 = "DetectionBoxes_Recall/AR@100"
 MAP_SMALL = "DetectionBoxes_Precision/mAP (small)"
@@ -164,8 +175,8 @@ def report(runs: list[Run], args: argparse.Namespace, peak_mib: float) -> str:
                 f"{run.curves['DetectionBoxes_Precision/mAP'][step]:.3f} | {run.curves[AR_100][step]:.3f} | "
                 f"{run.curves[TOTAL_LOSS][step]:.3f} | {run.curves[GAP_TOTAL][step]:.3f} |"
             )
-    lines += ["", f"Peak resident memory of the benchmark process: {peak_mib:.0f} MiB. TensorFlow {tf.__version__}, "
-              f"Python {platform.python_version()}."]
+    lines += ["", f"Peak resident memory of the benchmark process: {peak_mib:.0f} MiB. CPU: {cpu_name()}, "
+              f"TensorFlow {tf.__version__}, Python {platform.python_version()}."]
     return "\n".join(lines)
 
 

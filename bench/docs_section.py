@@ -1,7 +1,8 @@
-"""Write one benchmark's section of a Markdown file between its `<!-- NAME: start/end -->` markers."""
+"""Shared by the benchmarks: write a section of a Markdown file between its `<!-- NAME: start/end -->` markers."""
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
 
 
@@ -25,3 +26,13 @@ def publish(section: str, docs: Path | None, name: str) -> None:
     if docs:
         update_section(docs, name, section)
         print(f"\nwrote the section into {docs}")
+
+
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo (the machine kind matters when comparing figures across runs)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.machine()
