@@ -78,9 +78,11 @@ def import_od_api() -> types.SimpleNamespace:
     if not (OD_API_SITE / "object_detection").is_dir():
         raise SystemExit(f"the OD API is not installed in {OD_API_SITE}: run `make bench`, which installs "
                          "bench/od_api-requirements.txt there")
+    if not REFERENCE.is_dir():
+        raise SystemExit(f"{REFERENCE} is missing: the OD API's configs and checkpoints are read from there")
     sys.path.insert(0, str(OD_API_SITE))
     sys.meta_path.insert(0, _EmptyModules())
-    tf.compat.v1.estimator = types.ModuleType("estimator")
+    tf.compat.v1.estimator = types.ModuleType("estimator")  # imported by object_detection.inputs, never used here
     from object_detection import model_lib_v2
     from object_detection.builders import model_builder, optimizer_builder
     from object_detection.core import standard_fields
