@@ -132,14 +132,14 @@ class CompiledStep:
     compile_s: float
     features: dict[str, np.ndarray]
 
-    def steps_per_sec(self, calls: int, name: str) -> float:
-        """Optimizer steps per second over `calls` calls of STEPS_PER_CALL steps (the loss must stay finite)."""
+    def run(self, calls: int) -> float:
+        """Seconds taken by `calls` calls of STEPS_PER_CALL steps (the last loss fetched and required finite)."""
         start = time.perf_counter()
         for _ in range(calls):
             losses = self.step(self.batches)
         if not math.isfinite(float(losses["Loss/total_loss"])):
-            raise RuntimeError(f"{name}: the loss on synthetic input is not finite")
-        return calls * STEPS_PER_CALL / (time.perf_counter() - start)
+            raise RuntimeError("the loss on synthetic input is not finite")
+        return time.perf_counter() - start
 
 
 def compiled_train_step(config: pipeline_pb2.TrainEvalPipelineConfig, batch_size: int) -> CompiledStep:
@@ -184,7 +184,7 @@ def measure(template: Path, batch_size: int, calls: int) -> Row:
     """Train-step rate, inference times and counts of one template."""
     config = load_pipeline(template)
     compiled = compiled_train_step(config, batch_size)
-    steps_per_s = compiled.steps_per_sec(calls, template.name)
+    steps_per_s = calls * STEPS_PER_CALL / compiled.run(calls)
     model = compiled.model
     height, width = model.image_size
     detect = tf.function(model.detect, input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32)])
@@ -238,8 +238,8 @@ def report(rows: list[Row], backbone_ms: tuple[float, float], batch_size: int, c
     lines += [
         "",
         f"Machine: {os.cpu_count()} CPU cores ({cpu_name()}), TensorFlow {tf.__version__}, Python "
-        f"{platform.python_version()}. The 2 CPU cores were shared with other jobs while measured: rates vary "
-        "with their load.",
+        f"{platform.python_version()}. Rates vary with the load of other jobs on "
+        "the same cores.",
     ]
     return "\n".join(lines)
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import importlib.abc
 import importlib.machinery
+import math
 import os
 import platform
 import sys
@@ -155,11 +156,12 @@ class OdApiTrainer:
         float(self.step(self.batches)["Loss/total_loss"])  # trace and warm up
 
     def run(self, calls: int) -> float:
-        """Seconds taken by `calls` calls (the last loss fetched, so the work is done)."""
+        """Seconds taken by `calls` calls (the last loss fetched and required finite), as CompiledStep.run."""
         start = time.perf_counter()
         for _ in range(calls):
             losses = self.step(self.batches)
-        float(losses["Loss/total_loss"])
+        if not math.isfinite(float(losses["Loss/total_loss"])):
+            raise RuntimeError("the OD API's loss on synthetic input is not finite")
         return time.perf_counter() - start
 
 
@@ -197,12 +199,11 @@ def measure(od, name: str, batch_size: int, calls: int, rounds: int) -> Row:
     od_detect, encoding_error, logit_error, od_anchors, od_params = od_api_inference(od, configs, folder)
     ours = compiled_train_step(config, batch_size)
     theirs = OdApiTrainer(od, configs, synthetic_batch(config, batch_size))
-    timed_calls = {"od_api": lambda: theirs.run(calls),
-                   "tfodkit": lambda: calls * STEPS_PER_CALL / ours.steps_per_sec(calls, name)}
+    trainers = {"od_api": theirs, "tfodkit": ours}
     seconds = {"od_api": 0.0, "tfodkit": 0.0}
     for round_index in range(rounds):
-        for who in sorted(seconds, reverse=round_index % 2 == 1):
-            seconds[who] += timed_calls[who]()
+        for who in sorted(trainers, reverse=round_index % 2 == 1):
+            seconds[who] += trainers[who].run(calls)
     steps = rounds * calls * STEPS_PER_CALL
     height, width = ours.model.image_size
     one = tf.constant(ours.features["image"][:1])
