@@ -47,7 +47,7 @@ bench: $(STAMP) $(OD_API)/.installed
 	$(PY) bench/bench_od_api.py
 	$(PY) bench/bench_inputs.py
 
-# Long training runs of FPNLite and SSD on the demo set (5000 steps: 30-45 minutes per model on 2 AVX-512 CPU cores; not CI).
+# Long training runs of FPNLite and SSD on the demo set (5000 steps: 30-56 minutes per model on 2 CPU cores; not CI).
 bench-train: $(STAMP)
 	$(PY) bench/bench_train.py
 

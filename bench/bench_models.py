@@ -122,6 +122,17 @@ def median_seconds(function, repeats: int) -> float:
     return statistics.median(times)
 
 
+def timed_train_calls(step: Callable[[Iterator], dict[str, tf.Tensor]], batches: Iterator, calls: int) -> float:
+    """Seconds taken by `calls` calls of a compiled training call (the last Loss/total_loss fetched, so the work
+    is done, and required finite)."""
+    start = time.perf_counter()
+    for _ in range(calls):
+        losses = step(batches)
+    if not math.isfinite(float(losses["Loss/total_loss"])):
+        raise RuntimeError("the loss on synthetic input is not finite")
+    return time.perf_counter() - start
+
+
 @dataclass
 class CompiledStep:
     """tfodkit's compiled training call on one synthetic batch, traced and warmed up."""
@@ -133,13 +144,8 @@ class CompiledStep:
     features: dict[str, np.ndarray]
 
     def run(self, calls: int) -> float:
-        """Seconds taken by `calls` calls of STEPS_PER_CALL steps (the last loss fetched and required finite)."""
-        start = time.perf_counter()
-        for _ in range(calls):
-            losses = self.step(self.batches)
-        if not math.isfinite(float(losses["Loss/total_loss"])):
-            raise RuntimeError("the loss on synthetic input is not finite")
-        return time.perf_counter() - start
+        """Seconds taken by `calls` calls of STEPS_PER_CALL steps."""
+        return timed_train_calls(self.step, self.batches, calls)
 
 
 def compiled_train_step(config: pipeline_pb2.TrainEvalPipelineConfig, batch_size: int) -> CompiledStep:

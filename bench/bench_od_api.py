@@ -26,11 +26,9 @@ from __future__ import annotations
 import argparse
 import importlib.abc
 import importlib.machinery
-import math
 import os
 import platform
 import sys
-import time
 import types
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +45,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from bench.bench_models import (  # noqa: E402
-    STEPS_PER_CALL, compiled_train_step, median_seconds, parameter_count, synthetic_batch)
+    STEPS_PER_CALL, compiled_train_step, median_seconds, parameter_count, synthetic_batch, timed_train_calls)
 from bench.docs_section import cpu_name, publish  # noqa: E402
 from tfodkit.config.loader import parse_pipeline_text  # noqa: E402
 
@@ -156,13 +154,8 @@ class OdApiTrainer:
         float(self.step(self.batches)["Loss/total_loss"])  # trace and warm up
 
     def run(self, calls: int) -> float:
-        """Seconds taken by `calls` calls (the last loss fetched and required finite), as CompiledStep.run."""
-        start = time.perf_counter()
-        for _ in range(calls):
-            losses = self.step(self.batches)
-        if not math.isfinite(float(losses["Loss/total_loss"])):
-            raise RuntimeError("the OD API's loss on synthetic input is not finite")
-        return time.perf_counter() - start
+        """Seconds taken by `calls` calls of STEPS_PER_CALL steps."""
+        return timed_train_calls(self.step, self.batches, calls)
 
 
 def od_api_inference(od, configs: dict, folder: Path):
