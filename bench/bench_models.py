@@ -89,7 +89,7 @@ def od_api_anchor_count(config: pipeline_pb2.TrainEvalPipelineConfig) -> int:
     return sum(counts)
 
 
-def parameter_count(model: keras.Model) -> int:
+def parameter_count(model: keras.Model | tf_keras.Model) -> int:
     """Every model variable's size, batch-norm moving statistics included (as the OD API checkpoint lists them)."""
     return sum(int(np.prod(variable.shape)) for variable in model.weights)
 
@@ -162,6 +162,12 @@ def compiled_train_step(config: pipeline_pb2.TrainEvalPipelineConfig, batch_size
     return CompiledStep(model, step, batches, time.perf_counter() - start, features)
 
 
+def compiled_detect(model: SSD) -> Callable[[tf.Tensor], dict[str, tf.Tensor]]:
+    """`model.detect` compiled once for any batch of images at the model's input size."""
+    height, width = model.image_size
+    return tf.function(model.detect, input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32)])
+
+
 def backbone_step_ms(batch_size: int, size: int, calls: int) -> tuple[float, float]:
     """Milliseconds per training step of MobileNetV2 without top at size x size, batch_size random images, loss
     mean(output^2), SGD with momentum: (tf_keras's keras.applications.MobileNetV2, the stack the OD API trains,
@@ -192,8 +198,8 @@ def measure(template: Path, batch_size: int, calls: int) -> Row:
     compiled = compiled_train_step(config, batch_size)
     steps_per_s = calls * STEPS_PER_CALL / compiled.run(calls)
     model = compiled.model
+    detect = compiled_detect(model)
     height, width = model.image_size
-    detect = tf.function(model.detect, input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32)])
     images = tf.constant(compiled.features["image"])
     one = images[:1]
     median_seconds(lambda: detect(images), 1)

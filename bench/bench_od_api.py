@@ -45,7 +45,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from bench.bench_models import (  # noqa: E402
-    STEPS_PER_CALL, compiled_train_step, median_seconds, parameter_count, synthetic_batch, timed_train_calls)
+    STEPS_PER_CALL, compiled_detect, compiled_train_step, median_seconds, parameter_count, synthetic_batch,
+    timed_train_calls)
 from bench.docs_section import cpu_name, publish  # noqa: E402
 from tfodkit.config.loader import parse_pipeline_text  # noqa: E402
 
@@ -180,8 +181,7 @@ def od_api_inference(od, configs: dict, folder: Path):
     if encoding_error > FIDELITY_TOLERANCE or logit_error > FIDELITY_TOLERANCE:
         raise SystemExit(f"{folder.name}: the OD API in {OD_API_SITE} does not reproduce the reference outputs "
                          f"(box encodings off by {encoding_error:.2e}, logits by {logit_error:.2e})")
-    params = sum(int(np.prod(variable.shape)) for variable in model.weights)
-    return detect, encoding_error, logit_error, model.anchors.num_boxes_static(), params
+    return detect, encoding_error, logit_error, model.anchors.num_boxes_static(), parameter_count(model)
 
 
 def measure(od, name: str, batch_size: int, calls: int, rounds: int) -> Row:
@@ -198,12 +198,9 @@ def measure(od, name: str, batch_size: int, calls: int, rounds: int) -> Row:
         for who in sorted(trainers, reverse=round_index % 2 == 1):
             seconds[who] += trainers[who].run(calls)
     steps = rounds * calls * STEPS_PER_CALL
-    height, width = ours.model.image_size
     one = tf.constant(ours.features["image"][:1])
-    ours_detect = tf.function(ours.model.detect,
-                              input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32)])
     detect_ms = []
-    for detect in (od_detect, ours_detect):
+    for detect in (od_detect, compiled_detect(ours.model)):
         median_seconds(lambda: detect(one), 2)
         detect_ms.append(1000 * median_seconds(lambda: detect(one), 20))
     return Row(
@@ -211,7 +208,7 @@ def measure(od, name: str, batch_size: int, calls: int, rounds: int) -> Row:
         anchors=(od_anchors, int(ours.model.anchors.shape[0])),
         params=(od_params, parameter_count(ours.model)),
         steps_per_s=(steps / seconds["od_api"], steps / seconds["tfodkit"]),
-        detect_one_ms=(detect_ms[0], detect_ms[1]),
+        detect_one_ms=tuple(detect_ms),
     )
 
 
