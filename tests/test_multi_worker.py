@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +32,12 @@ def _free_ports(count: int) -> list[int]:
     return ports
 
 
-def test_two_workers_train_in_step_and_only_the_chief_writes_to_model_dir(tmp_path: Path):
+def _start_workers(tmp_path: Path, num_steps: int, checkpoint_every_n: int) -> tuple[list[subprocess.Popen], list[Path]]:
+    """Two local `tfodkit train` workers of one TF_CONFIG cluster (model dirs worker0, worker1; logs beside)."""
     records = _make_records(tmp_path)
     config = new_pipeline(PipelineChoices(
         model="ssd_mobilenet_v2_320x320", label_map=str(records / "label_map.pbtxt"),
-        train=str(records / "train-*.tfrecord"), val=str(records / "val-*.tfrecord"), num_steps=STEPS))
+        train=str(records / "train-*.tfrecord"), val=str(records / "val-*.tfrecord"), num_steps=num_steps))
     pipeline = tmp_path / "pipeline.config"
     pipeline.write_text(pipeline_text(config), encoding="utf-8")
     cluster = {"worker": [f"localhost:{port}" for port in _free_ports(2)]}
@@ -42,14 +45,19 @@ def test_two_workers_train_in_step_and_only_the_chief_writes_to_model_dir(tmp_pa
     for index in range(2):
         model_dir = tmp_path / f"worker{index}"
         command = [sys.executable, "-m", "tfodkit.cli", "train", "--pipeline_config_path", str(pipeline),
-                   "--model_dir", str(model_dir), "--checkpoint_every_n", "2", "--steps_per_call", "2",
-                   "--eval_every_n", "0", "--seed", "0", "--no_progress"]
+                   "--model_dir", str(model_dir), "--checkpoint_every_n", str(checkpoint_every_n),
+                   "--steps_per_call", "2", "--eval_every_n", "0", "--seed", "0", "--no_progress"]
         command += [arg for override in TINY for arg in ("--set", override)]
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1",
                "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
         logs.append(tmp_path / f"worker{index}.log")
         with logs[-1].open("w") as out:
             processes.append(subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env))
+    return processes, logs
+
+
+def test_two_workers_train_in_step_and_only_the_chief_writes_to_model_dir(tmp_path: Path):
+    processes, logs = _start_workers(tmp_path, STEPS, 2)
     try:
         for process, log in zip(processes, logs):
             assert process.wait(timeout=600) == 0, log.read_text()[-3000:]
@@ -76,3 +84,27 @@ def test_two_workers_train_in_step_and_only_the_chief_writes_to_model_dir(tmp_pa
     np.testing.assert_allclose(finals[1], finals[0], rtol=1e-3)
     for log in logs:
         assert f"trained steps 0..{STEPS}" in log.read_text()
+
+
+def test_sigterm_to_one_worker_saves_every_worker_at_the_same_step(tmp_path: Path):
+    """A scheduler's SIGTERM to one worker goes through TensorFlow's PreemptionCheckpointHandler: the workers agree
+    on a step, the chief writes its checkpoint to MODEL_DIR, and both exit with 143."""
+    processes, logs = _start_workers(tmp_path, 1000, 2)
+    chief = tmp_path / "worker0"
+    try:
+        deadline = time.monotonic() + 400
+        while tf.train.latest_checkpoint(str(chief)) is None:  # mid-run once the first checkpoint is written
+            assert time.monotonic() < deadline and all(p.poll() is None for p in processes), logs[0].read_text()[-3000:]
+            time.sleep(0.5)
+        processes[1].send_signal(signal.SIGTERM)
+        statuses = [process.wait(timeout=300) for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+    assert statuses == [143, 143], [log.read_text()[-3000:] for log in logs]
+    latest = tf.train.latest_checkpoint(str(chief))
+    step = int(tf.train.load_variable(latest, "step/.ATTRIBUTES/VARIABLE_VALUE"))
+    assert step >= 2 and latest.endswith(f"ckpt-{step}")
+    for log in logs:
+        assert "stopped by SIGTERM at step" in log.read_text()
+

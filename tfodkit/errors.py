@@ -11,3 +11,21 @@ class InputFileError(TfodkitError):
     def __init__(self, path: object, detail: str, line: int | None = None) -> None:
         self.path, self.detail, self.line = str(path), detail, line
         super().__init__(f"{path}:{line}: {detail}" if line else f"{path}: {detail}")
+
+
+class BadInputData(TfodkitError):
+    """Training or evaluation input that cannot be read: a damaged TFRecord, an undecodable image, an unknown
+    class. The training loop saves a checkpoint before passing it on."""
+
+
+class Interrupted(Exception):
+    """A run stopped by SIGINT or SIGTERM after saving its progress; the CLI exits with 128 + the signal number."""
+
+    def __init__(self, signum: int, message: str = "", resumable: bool = False) -> None:
+        self.signum = signum
+        self.resumable = resumable  # the same command continues from the saved checkpoint
+        super().__init__(message or f"stopped by signal {signum}")
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum

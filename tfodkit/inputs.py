@@ -6,12 +6,14 @@ import glob
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterable
 
 import tensorflow as tf
 
 from tfodkit import label_map as label_maps
 from tfodkit.augmentation import Sample, Step, build_augmentation
 from tfodkit.dataset.example_decoder import ExampleDecoder
+from tfodkit.dataset.record_check import BadRecord, FileCheck
 from tfodkit.errors import TfodkitError
 from tfodkit.model.builder import image_resizer
 from tfodkit.model.preprocessing import FixedShapeResizer
@@ -21,6 +23,24 @@ MAX_PARALLEL_FILES = 8  # files read at once by the interleave
 # How a failed check of _checked_classes reads in the InvalidArgumentError that iteration raises.
 _CHECK_FAILED = re.compile(r"assertion failed: \[((?:train_input_reader|eval_input_reader\[0\]): image .*)\]$",
                            re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class RecordSkips:
+    """Records left out of the input (`--skip-bad-records`), from a RecordChecker's findings: the bad records by
+    (file, index), and for files with a framing error the number of records before it (the rest is unreadable)."""
+
+    records: tuple[BadRecord, ...]
+    readable: dict[str, int]
+
+    @classmethod
+    def from_checks(cls, checks: Iterable[FileCheck]) -> "RecordSkips":
+        checks = list(checks)
+        return cls(records=tuple(record for check in checks for record in check.bad),
+                   readable={check.path: check.readable for check in checks if check.framing_error})
+
+    def __len__(self) -> int:
+        return len(self.records)
 
 
 @dataclass(frozen=True)
@@ -40,6 +60,7 @@ class InputSpec:
     shuffle_buffer_size: int
     num_epochs: int  # 0 repeats forever
     augmentation: Step | None
+    skips: RecordSkips | None = None  # records to leave out (None: read every record)
 
 
 def record_files(reader: pipeline_pb2.InputReader, field: str) -> tuple[str, ...]:
@@ -89,10 +110,11 @@ def input_spec(
     *,
     training: bool | None = None,
     batch_size: int | None = None,
+    skips: RecordSkips | None = None,
 ) -> InputSpec:
     """The pipeline for split "train" (train_input_reader, train_config) or "eval" (eval_input_reader[0],
     eval_config). `training` (default: split == "train") switches augmentation on; `batch_size` overrides
-    the config's."""
+    the config's; `skips` leaves bad records out."""
     training = split == "train" if training is None else training
     if split == "train":
         field, reader = "train_input_reader", config.train_input_reader
@@ -124,6 +146,7 @@ def input_spec(
         shuffle_buffer_size=reader.shuffle_buffer_size,
         num_epochs=reader.num_epochs,
         augmentation=augmentation,
+        skips=skips,
     )
 
 
@@ -194,6 +217,32 @@ def _element(spec: InputSpec, decoder: ExampleDecoder, serialized: tf.Tensor,
     return features, labels
 
 
+def _file_reader(spec: InputSpec) -> Callable[[tf.Tensor], tf.data.Dataset]:
+    """filename -> its serialized records, without the spec's skipped ones."""
+    if not spec.skips:
+        return tf.data.TFRecordDataset
+    limits = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+        tf.constant([""] + list(spec.skips.readable)), tf.constant([-1] + list(spec.skips.readable.values()),
+                                                                   tf.int64)), default_value=-1)
+    bad_keys = [f"{record.path}#{record.index}" for record in spec.skips.records] or [""]
+    bad = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+        tf.constant(bad_keys), tf.ones([len(bad_keys)], tf.int64)), default_value=0)
+
+    def read(filename: tf.Tensor) -> tf.data.Dataset:
+        records = tf.data.TFRecordDataset(filename).take(limits.lookup(filename)).enumerate()
+        kept = records.filter(lambda index, _: bad.lookup(
+            tf.strings.join([filename, "#", tf.strings.as_string(index)])) == 0)
+        return kept.map(lambda _, record: record)
+
+    return read
+
+
+def count_records(spec: InputSpec) -> int:
+    """How many records the spec's files give (its skipped records left out)."""
+    records = tf.data.Dataset.from_tensor_slices(list(spec.record_files)).flat_map(_file_reader(spec))
+    return int(records.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1).numpy())
+
+
 def build_dataset(spec: InputSpec, seed: int | None = None) -> tf.data.Dataset:
     """Interleaved parallel reads, shuffle, repeat, parallel decode + augment + resize + pad, batch, prefetch.
 
@@ -213,6 +262,7 @@ def build_dataset(spec: InputSpec, seed: int | None = None) -> tf.data.Dataset:
     - An image with more than max_boxes boxes keeps its first max_boxes (the OD API's rule);
       labels["num_boxes_over_limit"] counts the boxes left out so the training loop can report them.
     - Padding rows have zero boxes, class 0, weight 0 and difficult false.
+    - Records in spec.skips are left out (`--skip-bad-records`; the trainer lists them).
     - With a `seed`, file order, shuffling and every augmentation draw are reproducible (and the output order
       deterministic); without one they differ run to run.
     """
@@ -221,7 +271,7 @@ def build_dataset(spec: InputSpec, seed: int | None = None) -> tf.data.Dataset:
     if spec.shuffle:
         files = files.shuffle(len(spec.record_files), seed=seed)
     records = files.interleave(
-        tf.data.TFRecordDataset,
+        _file_reader(spec),
         cycle_length=min(len(spec.record_files), MAX_PARALLEL_FILES),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=deterministic,
@@ -242,9 +292,10 @@ def build_dataset(spec: InputSpec, seed: int | None = None) -> tf.data.Dataset:
     return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
-def train_dataset(config: pipeline_pb2.TrainEvalPipelineConfig, seed: int | None = None) -> tf.data.Dataset:
+def train_dataset(config: pipeline_pb2.TrainEvalPipelineConfig, seed: int | None = None,
+                  skips: RecordSkips | None = None) -> tf.data.Dataset:
     """The training pipeline of a config: augmented, shuffled as configured, full batches only."""
-    return build_dataset(input_spec(config, "train"), seed)
+    return build_dataset(input_spec(config, "train", skips=skips), seed)
 
 
 def eval_dataset(config: pipeline_pb2.TrainEvalPipelineConfig, batch_size: int | None = None) -> tf.data.Dataset:

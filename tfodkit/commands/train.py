@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a pipeline.config field, e.g. train_config.batch_size=4 (repeatable)")
     parser.add_argument("--no_progress", action="store_true", help="no progress bar (log lines only)")
+    parser.add_argument("--skip-bad-records", "--skip_bad_records", dest="skip_bad_records", action="store_true",
+                        help="read and check every input record first, then train on the good ones; each bad "
+                             "record is listed here and in the run's events (default: a bad record stops the run)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         steps_per_call=args.steps_per_call,
         seed=args.seed,
         progress=not args.no_progress,
+        skip_bad_records=args.skip_bad_records,
     ))
     evaluation = result.evaluation
     rate = "" if math.isnan(result.steps_per_sec) else f" at {result.steps_per_sec:.2f} steps/s"
@@ -64,4 +68,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"checkpoints: {result.model_dir} (latest {result.latest_checkpoint})")
     print(f"event files: {result.model_dir / 'train'} and {result.model_dir / 'eval'}")
     print(f"tensorboard --logdir {result.model_dir}")
+    if args.skip_bad_records:
+        print(f"bad records left out (--skip-bad-records): {len(result.skipped_records)}")
+        for record in result.skipped_records:
+            print(f"  {record.line()}")
     return 0

@@ -17,6 +17,9 @@ EVAL_DIR = "eval"
 LEARNING_RATE = "learning_rate"
 STEPS_PER_SEC = "steps_per_sec"
 TRAIN_IMAGES = "train_input_images"
+# tfodkit's own tags (the OD API has no --skip-bad-records): the records left out, counted and listed.
+SKIPPED_RECORDS_COUNT = "input/num_skipped_records"
+SKIPPED_RECORDS = "input/skipped_records"
 # How many training inputs the image summary keeps (the OD API's max_outputs for train_input_images).
 NUM_TRAIN_IMAGES = 3
 
@@ -101,6 +104,12 @@ class Summaries:
         with self._eval.as_default(step=step):
             for index, image in enumerate(images):
                 tf.summary.image(eval_image_tag(index), np.asarray(image, dtype=np.uint8)[np.newaxis])
+
+    def write_skipped_records(self, step: int, records: Sequence[str]) -> None:
+        """train/: the records --skip-bad-records left out, as a count and a text listing (one line each)."""
+        with self._train.as_default(step=step):
+            tf.summary.scalar(SKIPPED_RECORDS_COUNT, float(len(records)))
+            tf.summary.text(SKIPPED_RECORDS, "\n\n".join(records) or "none")
 
     def flush(self) -> None:
         self._train.flush()

@@ -59,6 +59,11 @@ class TrainingCheckpoints:
         )
 
     @property
+    def manager(self) -> tf.train.CheckpointManager:
+        """The manager that writes this worker's checkpoints (for TensorFlow's PreemptionCheckpointHandler)."""
+        return self._manager
+
+    @property
     def latest(self) -> str | None:
         """Prefix of the newest complete checkpoint in MODEL_DIR, or None."""
         return tf.train.latest_checkpoint(str(self.model_dir))

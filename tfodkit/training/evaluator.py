@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from tfodkit import inputs
 from tfodkit import label_map as label_maps
-from tfodkit.errors import TfodkitError
+from tfodkit.errors import Interrupted, TfodkitError
 from tfodkit.evaluation.coco_metrics import MAP_50, CocoDetectionMetrics, category_names
 from tfodkit.evaluation.images import VisualizationOptions, side_by_side
 from tfodkit.evaluation.loss_gap import LossMeans, gaps
@@ -23,7 +23,9 @@ from tfodkit.evaluation.summaries import Summaries
 from tfodkit.model.builder import build_ssd
 from tfodkit.model.ssd import SSD
 from tfodkit.protos import pipeline_pb2
+from tfodkit.training import input_errors
 from tfodkit.training.checkpoints import restore_for_evaluation
+from tfodkit.training.interruption import StopSignals, signal_name
 from tfodkit.training.optimizers import build_optimizer
 from tfodkit.training.step import make_eval_step
 
@@ -60,11 +62,6 @@ class Evaluation:
         )
 
 
-def count_records(files: tuple[str, ...]) -> int:
-    """How many records the TFRecord files hold."""
-    return int(tf.data.TFRecordDataset(list(files)).reduce(np.int64(0), lambda count, _: count + 1).numpy())
-
-
 def _eval_label_map(config: pipeline_pb2.TrainEvalPipelineConfig) -> label_maps.LabelMap:
     path = config.eval_input_reader[0].label_map_path if config.eval_input_reader else ""
     if not path:
@@ -72,16 +69,21 @@ def _eval_label_map(config: pipeline_pb2.TrainEvalPipelineConfig) -> label_maps.
     return label_maps.load(path)
 
 
-def _batches(dataset: tf.data.Dataset) -> Iterator[Batch]:
-    """The dataset's batches; a failed input check becomes a TfodkitError naming the record."""
+def _batches(spec: inputs.InputSpec, dataset: tf.data.Dataset, stop: StopSignals | None) -> Iterator[Batch]:
+    """The dataset's batches; an input failure becomes a BadInputData naming the records, a stop request
+    (SIGINT / SIGTERM) ends the pass between batches."""
     iterator = iter(dataset)
     while True:
+        if stop is not None:
+            stop.check()
         try:
             yield next(iterator)
         except StopIteration:
             return
-        except tf.errors.InvalidArgumentError as error:
-            raise inputs.user_error(error) or error from None
+        except tf.errors.OpError as error:
+            if not input_errors.is_input_error(error):
+                raise
+            raise input_errors.locate(error, spec) from None
 
 
 class Evaluator:
@@ -98,10 +100,14 @@ class Evaluator:
         config: pipeline_pb2.TrainEvalPipelineConfig,
         model: SSD,
         optimizer: keras.optimizers.Optimizer | None = None,
+        skips: inputs.RecordSkips | None = None,
+        stop: StopSignals | None = None,
     ) -> None:
         """`optimizer`: the training optimizer, needed only when eval_config.use_moving_averages asks for
-        its moving averages of the weights."""
+        its moving averages of the weights; `skips`: records to leave out; `stop`: ends an evaluation between
+        batches when a signal came."""
         self._model = model
+        self._stop = stop
         self._averages = None
         if config.eval_config.use_moving_averages:
             if optimizer is None or not optimizer.use_ema:
@@ -113,12 +119,13 @@ class Evaluator:
         self.label_map = _eval_label_map(config)
         self._names = category_names(self.label_map)
         self._visualization = VisualizationOptions.from_eval_config(config.eval_config)
-        self._eval_spec = inputs.input_spec(config, "eval")
-        self.num_eval_images = count_records(self._eval_spec.record_files)
+        self._eval_spec = inputs.input_spec(config, "eval", skips=skips)
+        self.num_eval_images = inputs.count_records(self._eval_spec)
         if not self.num_eval_images:
             raise TfodkitError(f"{self._eval_spec.reader}.tf_record_input_reader.input_path: the eval "
                                "TFRecords hold no records")
-        train_spec = inputs.input_spec(config, "train", training=False, batch_size=self._eval_spec.batch_size)
+        train_spec = inputs.input_spec(config, "train", training=False, batch_size=self._eval_spec.batch_size,
+                                       skips=skips)
         self._train_spec = dataclasses.replace(train_spec, shuffle=False, num_epochs=1)
         if tf.distribute.has_strategy():
             raise RuntimeError("build the Evaluator outside strategy.scope(): it evaluates on one device")
@@ -136,10 +143,10 @@ class Evaluator:
         return inputs.build_dataset(self._train_spec).unbatch().take(self.num_eval_images).batch(batch)
 
     def _run(
-        self, step: int, dataset: tf.data.Dataset, num_images_to_draw: int
+        self, step: int, spec: inputs.InputSpec, dataset: tf.data.Dataset, num_images_to_draw: int
     ) -> tuple[CocoDetectionMetrics, LossMeans, list[np.ndarray]]:
         metrics, losses, drawn = CocoDetectionMetrics(self.label_map), LossMeans(), []
-        for features, labels in _batches(dataset):
+        for features, labels in _batches(spec, dataset, self._stop):
             batch_losses, detections = self._eval_step((features, labels))
             batch_losses = {tag: float(value) for tag, value in batch_losses.items()}
             bad = {tag: value for tag, value in batch_losses.items() if not math.isfinite(value)}
@@ -166,8 +173,8 @@ class Evaluator:
         start = time.perf_counter()
         with self._weights():
             eval_metrics, eval_losses, drawn = self._run(
-                step, inputs.build_dataset(self._eval_spec), self._visualization.num_visualizations)
-            train_metrics, train_losses, _ = self._run(step, self._train_sample(), 0)
+                step, self._eval_spec, inputs.build_dataset(self._eval_spec), self._visualization.num_visualizations)
+            train_metrics, train_losses, _ = self._run(step, self._train_spec, self._train_sample(), 0)
             eval_mean, train_mean = eval_losses.result(), train_losses.result()
         metrics, train_map_50 = eval_metrics.compute(), train_metrics.compute()[MAP_50]
         gap_values = gaps(eval_mean, train_mean, metrics[MAP_50], train_map_50)
@@ -215,8 +222,10 @@ def evaluate_checkpoints(
     if config.eval_config.use_moving_averages:
         optimizer = build_optimizer(config.train_config.optimizer)
         optimizer.build(model.trainable_variables)
-    evaluator = Evaluator(config, model, optimizer)
+    stop = StopSignals(report)
+    evaluator = Evaluator(config, model, optimizer, stop=stop)
     summaries = Summaries(model_dir)
+    last_seen = [time.monotonic()]  # when the newest checkpoint was evaluated
     if once:
         latest = tf.train.latest_checkpoint(str(checkpoint_dir))
         if latest is None:
@@ -224,15 +233,27 @@ def evaluate_checkpoints(
         prefixes: Iterator[str] = iter([latest])
     else:
         report(f"waiting for checkpoints in {checkpoint_dir} (gives up after {timeout_s:g} s without a new one)")
-        prefixes = tf.train.checkpoints_iterator(str(checkpoint_dir), timeout=timeout_s)
+
+        def give_up() -> bool:  # polled each second without a new checkpoint
+            return stop.requested or time.monotonic() - last_seen[0] > timeout_s
+
+        prefixes = tf.train.checkpoints_iterator(str(checkpoint_dir), timeout=1, timeout_fn=give_up)
     evaluations = []
     try:
-        for prefix in prefixes:
-            step = restore_for_evaluation(prefix, model, optimizer)
-            evaluations.append(evaluator.evaluate(step, summaries))
-            report(f"{prefix}: {evaluations[-1].line()}")
-            if step >= num_steps:
-                break
+        with stop:
+            for prefix in prefixes:
+                stop.check()
+                step = restore_for_evaluation(prefix, model, optimizer)
+                evaluations.append(evaluator.evaluate(step, summaries))
+                report(f"{prefix}: {evaluations[-1].line()}")
+                last_seen[0] = time.monotonic()
+                if step >= num_steps:
+                    break
+            stop.check()
+    except Interrupted as interrupted:
+        done = ", ".join(str(evaluation.step) for evaluation in evaluations) or "none"
+        raise Interrupted(interrupted.signum, f"stopped by {signal_name(interrupted.signum)}; evaluations "
+                                              f"finished and written under {model_dir}: steps {done}") from None
     finally:
         summaries.close()
     return evaluations

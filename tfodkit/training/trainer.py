@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -16,7 +17,8 @@ from tqdm import tqdm
 from tfodkit import inputs
 from tfodkit.checkpoints.pretrained import restore_fine_tune_checkpoint
 from tfodkit.config.loader import load_pipeline, pipeline_text
-from tfodkit.errors import TfodkitError
+from tfodkit.dataset.record_check import BadRecord
+from tfodkit.errors import BadInputData, Interrupted, TfodkitError
 from tfodkit.evaluation.coco_metrics import category_names
 from tfodkit.evaluation.loss_gap import LOSS_TAGS, TOTAL_LOSS
 from tfodkit.evaluation.summaries import Summaries
@@ -25,7 +27,9 @@ from tfodkit.model.builder import build_ssd
 from tfodkit.model.ssd import SSD
 from tfodkit.protos import pipeline_pb2
 from tfodkit.training.checkpoints import DEFAULT_MAX_TO_KEEP, TrainingCheckpoints
+from tfodkit.training import input_errors
 from tfodkit.training.evaluator import Evaluation, Evaluator
+from tfodkit.training.interruption import SIGNALS, StopSignals, signal_name
 from tfodkit.training.optimizers import build_optimizer, gradient_clip_norm
 from tfodkit.training.step import LEARNING_RATE_KEY, make_train_step
 
@@ -48,6 +52,7 @@ class TrainOptions:
     steps_per_call: int = DEFAULT_STEPS_PER_CALL
     seed: int | None = None  # input order and augmentation draws; None: different every run
     progress: bool = True  # show the tqdm progress bar
+    skip_bad_records: bool = False  # leave out (and list) records that cannot be read, instead of stopping
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +66,7 @@ class TrainResult:
     model_dir: Path
     steps_per_sec: float  # training steps per second, evaluations and each step size's first (compiling) call
     # excluded; NaN when every call compiled
+    skipped_records: tuple[BadRecord, ...] = ()  # left out by --skip-bad-records
 
 
 def choose_strategy() -> tf.distribute.Strategy:
@@ -116,8 +122,9 @@ class _Diverged(Exception):
 class _TrainImages:
     """Training batches as the model receives them, for the train_input_images summary."""
 
-    def __init__(self, config: pipeline_pb2.TrainEvalPipelineConfig, label_map: LabelMap, seed: int | None) -> None:
-        self._batches = iter(inputs.train_dataset(config, seed))
+    def __init__(self, config: pipeline_pb2.TrainEvalPipelineConfig, label_map: LabelMap, seed: int | None,
+                 skips: inputs.RecordSkips | None) -> None:
+        self._batches = iter(inputs.train_dataset(config, seed, skips))
         self._names = category_names(label_map)
 
     def write(self, summaries: Summaries, step: int) -> None:
@@ -143,6 +150,8 @@ class Trainer:
         self.num_steps = options.num_train_steps or self.config.train_config.num_steps
         _check_options(options, self.num_steps)
         self.eval_every_n = options.checkpoint_every_n if options.eval_every_n is None else options.eval_every_n
+        self.skips = self._check_inputs()
+        self.train_spec = inputs.input_spec(self.config, "train", skips=self.skips)
         self.model_dir = Path(options.model_dir)
         self.model_dir.mkdir(parents=True, exist_ok=True)
         with self.strategy.scope():
@@ -159,10 +168,39 @@ class Trainer:
         self._train_step(self.steps_per_call)  # builds the optimizer's variables, before any restore
         self.checkpoints = TrainingCheckpoints(
             self.model_dir, self.model, self.optimizer, self.strategy, options.max_to_keep)
-        self.evaluator = Evaluator(self.config, self.model, self.optimizer)
+        # One machine: SIGINT and SIGTERM end the run after the current call, with a checkpoint. Several workers:
+        # TensorFlow's PreemptionCheckpointHandler takes SIGTERM (every worker saves at the same step), and
+        # Ctrl-C keeps its default (a worker cannot stop alone).
+        self.multi_worker = isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        self.stop = StopSignals(report, () if self.multi_worker else SIGNALS)
+        self._preemption = None
+        if self.multi_worker:
+            self._preemption = tf.distribute.experimental.PreemptionCheckpointHandler(
+                self.strategy.cluster_resolver, self.checkpoints.manager,
+                termination_config=tf.distribute.experimental.TerminationConfig(
+                    exit_fn=self._preempted, save_fn=lambda *_, **__: self.checkpoints.save()))
+        self.evaluator = Evaluator(self.config, self.model, self.optimizer, self.skips, self.stop)
         # Under MultiWorkerMirroredStrategy only the chief's summaries land in MODEL_DIR.
         self.summaries = Summaries(self.model_dir if self.checkpoints.is_chief
                                    else tempfile.mkdtemp(prefix="tfodkit-worker-summaries-"))
+
+    def _check_inputs(self) -> inputs.RecordSkips | None:
+        """Before any compute: the framing checksums of every input file (a damaged file stops the run here), or
+        with --skip-bad-records every record read and checked, the bad ones listed and left out."""
+        specs = [inputs.input_spec(self.config, "train"), inputs.input_spec(self.config, "eval")]
+        if not self.options.skip_bad_records:
+            input_errors.check_framing(specs)
+            return None
+        skips = input_errors.skips(specs)
+        for record in skips.records:
+            self._report(f"skipping {record.line()}")
+        self._report(f"--skip-bad-records: {len(skips)} bad record(s) left out")
+        return skips
+
+    @staticmethod
+    def _preempted() -> None:
+        """PreemptionCheckpointHandler's exit_fn: called once every worker has saved the checkpoint."""
+        raise Interrupted(signal.SIGTERM)
 
     def _train_step(self, steps: int) -> Callable:
         if steps not in self._train_steps:
@@ -188,9 +226,17 @@ class Trainer:
     def _run_call(self, iterator: Iterator, steps: int) -> dict[str, float]:
         try:
             result = self._train_step(steps)(iterator)
-        except tf.errors.InvalidArgumentError as error:
-            raise inputs.user_error(error) or error from None
+        except tf.errors.OpError as error:
+            if not input_errors.is_input_error(error):
+                raise
+            raise input_errors.locate(error, self.train_spec) from None
         return {key: float(value) for key, value in result.items()}
+
+    def _save_progress(self, saved_at: int) -> str:
+        """A checkpoint of the last completed step (written unless the newest one already holds it)."""
+        if int(self.checkpoints.step.numpy()) != saved_at or self.checkpoints.latest is None:
+            self.checkpoints.save()
+        return self.checkpoints.latest or ""
 
     def _check_finite(self, values: dict[str, float], first: int, last: int) -> None:
         bad = {tag: value for tag, value in values.items() if not math.isfinite(value)}
@@ -207,12 +253,18 @@ class Trainer:
 
     def run(self) -> TrainResult:
         """Train to num_steps, checkpointing and evaluating on schedule; evaluate and save at the end."""
+        with self.stop:
+            return self._run()
+
+    def _run(self) -> TrainResult:
         start = self._start()
         options = self.options
-        images = _TrainImages(self.config, self.evaluator.label_map, options.seed)
+        images = _TrainImages(self.config, self.evaluator.label_map, options.seed, self.skips)
         if start == 0:
             images.write(self.summaries, 0)
-        spec = inputs.input_spec(self.config, "train")
+        if self.skips is not None:
+            self.summaries.write_skipped_records(start, [record.line() for record in self.skips.records])
+        spec = self.train_spec
         dataset = self.strategy.experimental_distribute_dataset(_sharded(
             inputs.build_dataset(spec, options.seed), self.strategy, len(spec.record_files)))
         iterator = iter(dataset)
@@ -242,6 +294,21 @@ class Trainer:
                     saved_at = step
                 if (self.eval_every_n and step % self.eval_every_n == 0) or step == self.num_steps:
                     evaluation = self._evaluate(step, images)
+                if self._preemption is not None:
+                    self._preemption.save_checkpoint_if_preempted()
+                self.stop.check()
+        except Interrupted as interrupted:
+            latest = self.checkpoints.latest if self.multi_worker else self._save_progress(saved_at)
+            raise Interrupted(interrupted.signum, (
+                f"stopped by {signal_name(interrupted.signum)} at step {int(self.checkpoints.step.numpy())} of "
+                f"{self.num_steps}: checkpoint {latest} written, summaries flushed"), resumable=True) from None
+        except BadInputData as error:
+            if self.multi_worker:  # a save needs every worker, and the others may have stopped
+                kept = f"the last periodic checkpoint {self.checkpoints.latest} is intact"
+            else:
+                kept = f"checkpoint {self._save_progress(saved_at)} holds the steps trained so far"
+            raise BadInputData(f"{error}\nTraining stopped at step {int(self.checkpoints.step.numpy())}: {kept}; "
+                               "once the data is fixed, the same command resumes from it.") from None
         except _Diverged as error:
             latest = self.checkpoints.latest
             kept = (f"the last good checkpoint {latest} (step {saved_at}) is intact" if latest
@@ -262,6 +329,7 @@ class Trainer:
             start_step=start, final_step=step, latest_checkpoint=self.checkpoints.latest or "",
             evaluation=evaluation, model_dir=self.model_dir,
             steps_per_sec=timed_steps / timed_seconds if timed_seconds else float("nan"),
+            skipped_records=self.skips.records if self.skips is not None else (),
         )
 
 
