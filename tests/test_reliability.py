@@ -244,3 +244,16 @@ def test_checker_finds_each_kind_of_damage(pipeline: Path, tmp_path: Path):  # n
     with pytest.raises(tf.errors.DataLossError):
         list(tf.data.TFRecordDataset(str(path)))
     assert len(list(tf.data.TFRecordDataset(str(path)).take(check.readable))) == 3
+
+
+def test_evaluate_names_a_damaged_eval_file(capsys, pipeline: Path, trained: Path, tmp_path: Path):  # noqa: F811
+    """`tfodkit evaluate` checks its files' framing too: a truncated val file is named, not a DataLossError."""
+    config, model_dir, _ = _damaged_copy(pipeline, trained, tmp_path, _records(pipeline.parent / "records" / TRAIN_FILE))
+    val_file = config.parent / "records" / "val-00000-of-00001.tfrecord"
+    val_file.write_bytes(val_file.read_bytes()[:-100])
+    status = cli.main(["evaluate", "--pipeline_config_path", str(config), "--checkpoint_dir", str(model_dir)]
+                      + [arg for override in TINY for arg in ("--set", override)])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert f"eval_input_reader[0]: 1 damaged TFRecord file(s):\n  {val_file} record #7 (byte " in err
+    assert "truncated" in err and "Traceback" not in err

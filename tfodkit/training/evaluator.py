@@ -222,6 +222,7 @@ def evaluate_checkpoints(
     if config.eval_config.use_moving_averages:
         optimizer = build_optimizer(config.train_config.optimizer)
         optimizer.build(model.trainable_variables)
+    input_errors.check_framing([inputs.input_spec(config, "eval"), inputs.input_spec(config, "train")])
     stop = StopSignals(report)
     evaluator = Evaluator(config, model, optimizer, stop=stop)
     summaries = Summaries(model_dir)

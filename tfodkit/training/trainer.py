@@ -298,7 +298,10 @@ class Trainer:
                     self._preemption.save_checkpoint_if_preempted()
                 self.stop.check()
         except Interrupted as interrupted:
-            latest = self.checkpoints.latest if self.multi_worker else self._save_progress(saved_at)
+            if not self.multi_worker:
+                latest = self._save_progress(saved_at)
+            else:  # PreemptionCheckpointHandler saved it, every worker at the same step
+                latest = self.checkpoints.latest if self.checkpoints.is_chief else "(the chief's, in its MODEL_DIR)"
             raise Interrupted(interrupted.signum, (
                 f"stopped by {signal_name(interrupted.signum)} at step {int(self.checkpoints.step.numpy())} of "
                 f"{self.num_steps}: checkpoint {latest} written, summaries flushed"), resumable=True) from None
