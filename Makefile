@@ -37,6 +37,12 @@ demo: $(STAMP)
 		--train 'tfrecords/train-*.tfrecord' --val 'tfrecords/val-*.tfrecord' --num-steps $(DEMO_STEPS) --force \
 		--fine-tune-checkpoint exported/pretrained/mobilenet_v2_backbone.weights.h5 --out runs/demo/pipeline.config
 	scripts/train.sh runs/demo/pipeline.config runs/demo --checkpoint_every_n 100 --eval_every_n 100
+	scripts/export.sh runs/demo/pipeline.config runs/demo exported/demo --overwrite
+	$(TFODKIT) export-tflite --pipeline_config_path runs/demo/pipeline.config --trained_checkpoint_dir runs/demo \
+		--output_directory exported/demo_tflite --overwrite
+	$(TFODKIT) detect --model exported/demo --out exported/demo_detect --no_progress --images \
+		$$($(PY) -c "import json; m = json.load(open('tfrecords/manifest.json')); \
+		print(*['annotations/demo/' + i['file'] for i in m['images'] if i['split'] == 'val'][:4])")
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -46,6 +52,7 @@ bench: $(STAMP) $(OD_API)/.installed
 	$(PY) bench/bench_models.py
 	$(PY) bench/bench_od_api.py
 	$(PY) bench/bench_inputs.py
+	$(PY) bench/bench_export.py
 
 # Long training runs of FPNLite and SSD on the demo set (5000 steps: 30-56 minutes per model on 2 CPU cores; not CI).
 bench-train: $(STAMP)

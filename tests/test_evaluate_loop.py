@@ -4,45 +4,22 @@ from pathlib import Path
 
 import pytest
 import tensorflow as tf
+from overfit_run import NUM_STEPS, OVERRIDES, demo_pipeline
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tfodkit import cli
-from tfodkit.config.loader import parse_pipeline_text, pipeline_text
-from tfodkit.config.templates import template_text
-from tfodkit.dataset import demo_data
-from tfodkit.dataset.convert import ConvertOptions, convert
 from tfodkit.evaluation.coco_metrics import MAP_50
 from tfodkit.evaluation.loss_gap import LOSS_GAPS, MAP_GAP, TOTAL_LOSS
 from tfodkit.training.trainer import TrainOptions, TrainResult, train
 
-# Tiny model, no augmentation, a constant Adam rate and fast batch-norm statistics: 8 training images are
-# memorised within a few dozen steps while the 8 eval images stay unseen.
-OVERRIDES = (
-    "model.ssd.feature_extractor.depth_multiplier=0.35",
-    "model.ssd.image_resizer.fixed_shape_resizer.height=96",
-    "model.ssd.image_resizer.fixed_shape_resizer.width=96",
-    "model.ssd.feature_extractor.conv_hyperparams.batch_norm.decay=0.9",
-    "model.ssd.box_predictor.convolutional_box_predictor.conv_hyperparams.batch_norm.decay=0.9",
-    "train_config.batch_size=4",
-    "train_config.optimizer={ adam_optimizer { learning_rate { constant_learning_rate { learning_rate: 0.001 } } }"
-    " use_moving_average: false }",
-)
 EVAL_EVERY = 30
-NUM_STEPS = 90
 
 
 @pytest.fixture(scope="module")
 def overfit_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TrainResult, list[str]]:
-    """(pipeline.config, result, log lines) of a 90-step run on 8 images, evaluated every 30 steps."""
+    """(pipeline.config, result, log lines) of a 90-step run on 8 images, evaluated every 30 steps on 8 others."""
     root = tmp_path_factory.mktemp("overfit")
-    demo_data.write_dataset(root / "demo", num_images=16, seed=3)
-    convert(ConvertOptions(images=root / "demo", annotations=root / "demo", out=root / "records",
-                           split={"train": 0.5, "val": 0.5}, seed=0, workers=1))
-    config = parse_pipeline_text(template_text("ssd_mobilenet_v2_320x320").replace(
-        "PATH_TO_BE_CONFIGURED", str(root / "records")), "template")
-    del config.train_config.data_augmentation_options[:]
-    path = root / "pipeline.config"
-    path.write_text(pipeline_text(config))
+    path = demo_pipeline(root, {"train": 0.5, "val": 0.5})
     lines: list[str] = []
     result = train(TrainOptions(str(path), str(root / "run"), OVERRIDES, num_train_steps=NUM_STEPS,
                                 checkpoint_every_n=EVAL_EVERY, eval_every_n=EVAL_EVERY, steps_per_call=10, seed=0,

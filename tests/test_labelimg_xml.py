@@ -2,9 +2,10 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from tfodkit.dataset.labelimg_xml import read_annotation
+from tfodkit.dataset.labelimg_xml import annotation_xml, read_annotation
 from tfodkit.errors import TfodkitError
 
 GOOD = """<?xml version="1.0" encoding="utf-8"?>
@@ -105,3 +106,31 @@ def test_external_entity_is_refused_and_the_file_is_never_read(tmp_path):
 def test_unreadable_file_is_a_clear_error(tmp_path):
     with pytest.raises(TfodkitError, match=r"missing\.xml: cannot read annotation"):
         read_annotation(tmp_path / "missing.xml")
+
+
+def test_written_xml_is_labelimgs_own_and_reads_back(tmp_path):
+    """The writer's bytes equal LabelImg's PascalVocWriter's for the same image and boxes (away from the border,
+    where LabelImg marks boxes truncated), and read back to the same fields."""
+    pascal_voc_io = pytest.importorskip("libs.pascal_voc_io", reason="labelimg (PyPI) is not installed")
+    objects = [("Café", 10, 20, 100, 200), ("dog 2", *np.array([3, 4, 5, 6], dtype=np.int64))]
+    image = tmp_path / "street 1.jpg"
+    fields = dict(folder=tmp_path.name, filename=image.name, path=str(image), database="my database", width=640,
+                  height=480)
+    ours = annotation_xml(**fields, objects=objects)
+    writer = pascal_voc_io.PascalVocWriter(tmp_path.name, image.name, (480, 640, 3), database_src="my database",
+                                           local_img_path=str(image))
+    for name, *corners in objects:
+        writer.add_bnd_box(*(int(value) for value in corners), name, 0)
+    writer.save(str(tmp_path / "labelimg.xml"))
+    assert ours == (tmp_path / "labelimg.xml").read_bytes()
+
+    annotation = read_annotation(_write(tmp_path, ours.decode("utf-8"), "ours.xml"))
+    assert (annotation.folder, annotation.filename) == (tmp_path.name, image.name)
+    assert (annotation.width, annotation.height, annotation.depth) == (640, 480, 3)
+    assert [(o.name, o.xmin, o.ymin, o.xmax, o.ymax, o.difficult, o.truncated) for o in annotation.objects] == [
+        (name, *map(float, corners), False, False) for name, *corners in objects]
+
+    # A class name with two spaces in a row reads back as written (LabelImg's own writer makes them a tab).
+    spaced = annotation_xml(**fields, objects=[("traffic  light", 1, 2, 3, 4)])
+    (written,) = read_annotation(_write(tmp_path, spaced.decode("utf-8"), "spaced.xml")).objects
+    assert written.name == "traffic  light"

@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from test_trainer import TINY, pipeline  # noqa: F401  (pipeline: the tiny demo set's module fixture)
+from test_trainer import TINY
 from tfodkit import cli
 from tfodkit.dataset.record_check import RecordChecker
 from tfodkit.evaluation.summaries import SKIPPED_RECORDS, SKIPPED_RECORDS_COUNT
@@ -67,7 +67,7 @@ def _assert_resumes_with_same_state(pipeline_path: Path, model_dir: Path, expect
 
 
 @pytest.fixture(scope="module")
-def trained(pipeline: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+def trained(pipeline: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run directory trained 4 steps (ckpt-4), to copy before each scenario that damages data."""
     model_dir = tmp_path_factory.mktemp("reliability") / "run"
     assert cli.main(_train_args(pipeline, model_dir, "--num_train_steps", "4", "--checkpoint_every_n", "4",
@@ -76,7 +76,7 @@ def trained(pipeline: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_signal_saves_the_current_step_and_resumes(pipeline: Path, tmp_path: Path, signum: int):  # noqa: F811
+def test_signal_saves_the_current_step_and_resumes(pipeline: Path, tmp_path: Path, signum: int):
     """A signal mid-run (as docker stop / Slurm / Ctrl-C send it) ends the run after the current call with a
     checkpoint of that step, a message naming it and the resume command, and exit status 128 + signal."""
     model_dir, log = tmp_path / "run", tmp_path / "train.log"
@@ -159,7 +159,7 @@ def _damaged_copy(pipeline_path: Path, trained_dir: Path, tmp_path: Path, record
     ("truncated", r"truncated: the record needs \d+ bytes after its header, the file has \d+"),
     ("not_a_tfrecord", r"not a TFRecord file \(its first 12 bytes are no record header\)"),
 ])
-def test_damaged_file_is_named_before_any_step(capsys, pipeline: Path, trained: Path, tmp_path: Path,  # noqa: F811
+def test_damaged_file_is_named_before_any_step(capsys, pipeline: Path, trained: Path, tmp_path: Path,
                                                damage: str, reason: str):
     """A file cut short or not a TFRecord at all stops `train` before its first step, naming the file, the
     record and what to do; the run's checkpoint is untouched and resumes."""
@@ -178,7 +178,7 @@ def test_damaged_file_is_named_before_any_step(capsys, pipeline: Path, trained: 
 
 
 def test_bad_records_mid_run_are_named_after_a_checkpoint_then_skipped(
-        capsys, pipeline: Path, trained: Path, tmp_path: Path):  # noqa: F811
+        capsys, pipeline: Path, trained: Path, tmp_path: Path):
     """An undecodable image and a class missing from the label map inside valid records: the run stops with a
     checkpoint of its last completed step, naming both records; `inspect-tfrecord --check` lists the same ones;
     with --skip-bad-records the run resumes from that checkpoint, trains on the rest and lists what it left out."""
@@ -226,7 +226,7 @@ def _class_texts(record: bytes) -> list[bytes]:
     return list(tf.train.Example.FromString(record).features.feature["image/object/class/text"].bytes_list.value)
 
 
-def test_checker_finds_each_kind_of_damage(pipeline: Path, tmp_path: Path):  # noqa: F811
+def test_checker_finds_each_kind_of_damage(pipeline: Path, tmp_path: Path):
     """The framing check reads to the first framing error (what TensorFlow's reader would fail on) and counts the
     readable records before it; a corrupted data checksum is found as TensorFlow finds it."""
     records = _records(pipeline.parent / "records" / TRAIN_FILE)
@@ -246,7 +246,7 @@ def test_checker_finds_each_kind_of_damage(pipeline: Path, tmp_path: Path):  # n
     assert len(list(tf.data.TFRecordDataset(str(path)).take(check.readable))) == 3
 
 
-def test_evaluate_names_a_damaged_eval_file(capsys, pipeline: Path, trained: Path, tmp_path: Path):  # noqa: F811
+def test_evaluate_names_a_damaged_eval_file(capsys, pipeline: Path, trained: Path, tmp_path: Path):
     """`tfodkit evaluate` checks its files' framing too: a truncated val file is named, not a DataLossError."""
     config, model_dir, _ = _damaged_copy(pipeline, trained, tmp_path, _records(pipeline.parent / "records" / TRAIN_FILE))
     val_file = config.parent / "records" / "val-00000-of-00001.tfrecord"

@@ -10,12 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import NUM_IMAGES
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tfodkit import label_map
-from tfodkit.config.templates import template_text
-from tfodkit.dataset import demo_data
-from tfodkit.dataset.convert import ConvertOptions, convert
 from tfodkit.errors import TfodkitError
 from tfodkit.evaluation.coco_metrics import SUMMARY_METRICS, per_class_tag
 from tfodkit.evaluation.loss_gap import LOSS_GAPS, LOSS_TAGS, MAP_GAP
@@ -29,19 +27,6 @@ TINY = (
     "model.ssd.image_resizer.fixed_shape_resizer.width=96",
     "train_config.batch_size=2",
 )
-NUM_IMAGES = 16  # 8 train, 8 eval
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A pipeline.config over a converted 16-image demo set (8 train, 8 val)."""
-    root = tmp_path_factory.mktemp("trainer")
-    demo_data.write_dataset(root / "demo", num_images=NUM_IMAGES, seed=3)
-    convert(ConvertOptions(images=root / "demo", annotations=root / "demo", out=root / "records",
-                           split={"train": 0.5, "val": 0.5}, seed=0, workers=1))
-    path = root / "pipeline.config"
-    path.write_text(template_text("ssd_mobilenet_v2_320x320").replace("PATH_TO_BE_CONFIGURED", str(root / "records")))
-    return path
 
 
 def _tags(directory: Path) -> tuple[set[str], set[str], dict[str, list[int]]]:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
 import sys
 from typing import Sequence
 
 from tfodkit import __version__
-from tfodkit.errors import TfodkitError
+from tfodkit.errors import Interrupted, TfodkitError
 
 # Subcommand -> (module in tfodkit.commands, one-line help). Each module defines
 # `add_arguments(parser)` and `run(args) -> int`; it is imported only when its subcommand runs.
@@ -16,12 +17,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo-data": ("demo_data", "write the digits demo dataset as LabelImg Pascal VOC XML"),
     "make-tfrecords": ("make_tfrecords", "convert a LabelImg dataset to sharded TFRecords and a label map"),
     "inspect-dataset": ("inspect_dataset", "class counts and box statistics of a LabelImg folder or TFRecords"),
-    "inspect-tfrecord": ("inspect_tfrecord", "read records back and draw their boxes on the images"),
+    "inspect-tfrecord": ("inspect_tfrecord", "read records back and draw their boxes, or --check every record"),
     "pretrained-backbone": ("pretrained_backbone", "export an OD API TF1 model's MobileNetV2 backbone as Keras weights"),
     "new-pipeline": ("new_pipeline", "write a pipeline.config from a template, a label map and TFRecords"),
     "inspect-pipeline": ("inspect_pipeline", "validate a pipeline.config and summarise model, schedule and paths"),
     "train": ("train", "train from a pipeline.config with periodic evaluation and TensorBoard summaries"),
-    "evaluate": ("evaluate", "evaluate the latest checkpoint of a training run (COCO metrics and losses)"),
+    "evaluate": ("evaluate", "evaluate a run's latest checkpoint or an exported model (COCO metrics)"),
+    "export": ("export", "export a checkpoint as a SavedModel with the OD API's serving signature"),
+    "export-tflite": ("export_tflite", "export a checkpoint as a .tflite model with metadata (float or int8)"),
+    "detect": ("detect", "run an exported model on images: drawings, JSON, LabelImg XML for pre-labelling"),
 }
 
 
@@ -29,7 +33,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tfodkit",
         description="The TensorFlow 2 Object Detection API workflow: LabelImg XML -> TFRecords -> SSD training "
-        "and evaluation (export: not yet).",
+        "and evaluation -> export (SavedModel, TFLite) -> detect.",
     )
     parser.add_argument("--version", action="version", version=f"tfodkit {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -53,6 +57,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TfodkitError as error:
         print(f"tfodkit {known.command}: error: {error}", file=sys.stderr)
         return 1
+    except Interrupted as interrupted:
+        print(f"tfodkit {known.command}: {interrupted}", file=sys.stderr)
+        if interrupted.resumable:
+            print(f"to resume, run the same command again: tfodkit {shlex.join(argv)}", file=sys.stderr)
+        return interrupted.exit_status
 
 
 if __name__ == "__main__":

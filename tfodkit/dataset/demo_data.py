@@ -8,9 +8,9 @@ import math
 from pathlib import Path
 
 import numpy as np
-from lxml import etree
 from PIL import Image, ImageDraw, ImageFilter
 
+from tfodkit.dataset.labelimg_xml import annotation_xml
 from tfodkit.errors import TfodkitError
 
 CLASS_NAMES: tuple[str, ...] = tuple(str(digit) for digit in range(10))
@@ -22,6 +22,7 @@ INK_LEVEL = 0.3  # coverage from which a pixel counts as the digit's ink (and so
 MARGIN = 2  # pixels kept free at the image border, so no box is truncated
 BLUR_ROOM = 3  # empty pixels around each digit's coverage map, for the blur to spread into
 FILE_STEM = "digits_"
+XML_DATABASE = "scikit-learn handwritten digits (tfodkit demo-data)"  # <source><database> of the XML files
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,36 +217,6 @@ def render_scene(rng: np.random.Generator, glyphs: Glyphs) -> Scene:
     )
 
 
-def annotation_xml(folder: str, filename: str, width: int, height: int, boxes: tuple[DigitBox, ...]) -> bytes:
-    """Pascal VOC XML laid out as LabelImg writes it (tab indents, integer corners, no XML declaration)."""
-    root = etree.Element("annotation")
-
-    def child(parent: etree._Element, tag: str, text: str | None = None) -> etree._Element:
-        element = etree.SubElement(parent, tag)
-        element.text = text
-        return element
-
-    child(root, "folder", folder)
-    child(root, "filename", filename)
-    child(root, "path", filename)
-    child(child(root, "source"), "database", "scikit-learn handwritten digits (tfodkit demo-data)")
-    size = child(root, "size")
-    child(size, "width", str(width))
-    child(size, "height", str(height))
-    child(size, "depth", "3")
-    child(root, "segmented", "0")
-    for box in boxes:
-        item = child(root, "object")
-        child(item, "name", box.name)
-        child(item, "pose", "Unspecified")
-        child(item, "truncated", "0")
-        child(item, "difficult", "0")
-        bndbox = child(item, "bndbox")
-        for tag in ("xmin", "ymin", "xmax", "ymax"):
-            child(bndbox, tag, str(getattr(box, tag)))
-    return etree.tostring(root, pretty_print=True, encoding="utf-8").replace(b"  ", b"\t")
-
-
 def _file_names(num_images: int) -> list[tuple[str, str]]:
     width = max(4, len(str(num_images - 1)))
     return [(f"{FILE_STEM}{i:0{width}d}.jpg", f"{FILE_STEM}{i:0{width}d}.xml") for i in range(num_images)]
@@ -288,7 +259,9 @@ def write_dataset(out_dir: str | Path, num_images: int = 600, seed: int = 0) -> 
         Image.fromarray(scene.image).save(buffer, format="JPEG", quality=int(rng.integers(80, 96)))
         (out_dir / image_name).write_bytes(buffer.getvalue())
         height, width = scene.image.shape[:2]
-        (out_dir / xml_name).write_bytes(annotation_xml(out_dir.name, image_name, width, height, scene.boxes))
+        xml = annotation_xml(folder=out_dir.name, filename=image_name, path=image_name, database=XML_DATABASE,
+                             width=width, height=height, objects=[dataclasses.astuple(box) for box in scene.boxes])
+        (out_dir / xml_name).write_bytes(xml)
         for box in scene.boxes:
             counts[box.name] += 1
     return counts

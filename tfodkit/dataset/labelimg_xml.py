@@ -1,10 +1,11 @@
-"""Safe reading of one LabelImg (Pascal VOC) annotation XML file into plain Python values."""
+"""LabelImg (Pascal VOC) annotation XML: safe reading into plain Python values, and writing as LabelImg does."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
 from pathlib import Path
+from typing import Iterable
 
 from lxml import etree
 
@@ -172,3 +173,45 @@ def read_annotation(path: str | Path) -> Annotation:
     except OSError as error:
         raise InputFileError(path, f"cannot read annotation: {error.strerror}") from None
     return parse_annotation(data, path)
+
+
+def annotation_xml(
+    *,
+    folder: str,
+    filename: str,
+    path: str,
+    database: str,
+    width: int,
+    height: int,
+    objects: Iterable[tuple[str, int, int, int, int]],
+) -> bytes:
+    """Pascal VOC XML laid out as LabelImg's PascalVocWriter saves an unverified file (tab indents, no XML
+    declaration): folder, filename, path, source/database, size (depth 3), segmented, and per object, given as
+    (name, xmin, ymin, xmax, ymax) in integer pixels, its name, pose, truncated and difficult (always 0) and
+    bndbox. Names are kept as given (LabelImg's writer turns two spaces in a row into a tab)."""
+    root = etree.Element("annotation")
+
+    def child(parent: etree._Element, tag: str, text: str | None = None) -> etree._Element:
+        element = etree.SubElement(parent, tag)
+        element.text = text
+        return element
+
+    child(root, "folder", folder)
+    child(root, "filename", filename)
+    child(root, "path", path)
+    child(child(root, "source"), "database", database)
+    size = child(root, "size")
+    for tag, value in (("width", width), ("height", height), ("depth", 3)):
+        child(size, tag, str(value))
+    child(root, "segmented", "0")
+    for name, *corners in objects:
+        item = child(root, "object")
+        child(item, "name", name)
+        child(item, "pose", "Unspecified")
+        child(item, "truncated", "0")
+        child(item, "difficult", "0")
+        bndbox = child(item, "bndbox")
+        for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), corners):
+            child(bndbox, tag, str(int(value)))
+    etree.indent(root, space="\t")  # LabelImg replaces pretty-printing's double spaces by tabs, in names too
+    return etree.tostring(root, encoding="utf-8") + b"\n"

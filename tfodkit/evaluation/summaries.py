@@ -36,6 +36,11 @@ def _require(tags: Sequence[str], values: Mapping[str, float], what: str) -> Non
         raise ValueError(f"{what} lacks {missing}")
 
 
+def _refuse_unknown(tags: Sequence[str]) -> None:
+    if tags:
+        raise ValueError(f"not evaluation tags: {list(tags)}")
+
+
 def _require_exactly(tags: Sequence[str], values: Mapping[str, float], what: str) -> None:
     if set(values) != set(tags):
         raise ValueError(f"{what} must have exactly the keys {list(tags)}, got {sorted(values)}")
@@ -47,15 +52,20 @@ class Summaries:
     def __init__(self, model_dir: str | Path) -> None:
         self.train_dir = Path(model_dir) / TRAIN_DIR
         self.eval_dir = Path(model_dir) / EVAL_DIR
-        self._train = tf.summary.create_file_writer(str(self.train_dir))
-        self._eval = tf.summary.create_file_writer(str(self.eval_dir))
+        self._writers: dict[Path, tf.summary.SummaryWriter] = {}
+
+    def _writer(self, directory: Path) -> tf.summary.SummaryWriter:
+        """The run's writer, created at its first summary (so an evaluation alone writes no train/ run)."""
+        if directory not in self._writers:
+            self._writers[directory] = tf.summary.create_file_writer(str(directory))
+        return self._writers[directory]
 
     def write_train_step(
         self, step: int, losses: Mapping[str, float], learning_rate: float, steps_per_sec: float
     ) -> None:
         """train/: the training batch's Loss/* tags, learning_rate and steps_per_sec at this step."""
         _require_exactly(LOSS_TAGS, losses, "the training losses")
-        with self._train.as_default(step=step):
+        with self._writer(self.train_dir).as_default(step=step):
             for tag in LOSS_TAGS:
                 tf.summary.scalar(tag, float(losses[tag]))
             tf.summary.scalar(LEARNING_RATE, float(learning_rate))
@@ -75,8 +85,17 @@ class Summaries:
                  for image, image_boxes, image_classes in list(zip(images, boxes, classes))[:NUM_TRAIN_IMAGES]]
         if not drawn:
             raise ValueError("no training images to write")
-        with self._train.as_default(step=step):
+        with self._writer(self.train_dir).as_default(step=step):
             tf.summary.image(TRAIN_IMAGES, np.stack(drawn), max_outputs=NUM_TRAIN_IMAGES)
+
+    def write_metrics(self, step: int, coco_metrics: Mapping[str, float]) -> None:
+        """eval/: the COCO metrics (summary and per class) alone, as an exported model's evaluation has them."""
+        _require(SUMMARY_METRICS, coco_metrics, "the COCO metrics")
+        _refuse_unknown([tag for tag in coco_metrics
+                         if tag not in SUMMARY_METRICS and not tag.startswith(PER_CLASS_AP_50_PREFIX)])
+        with self._writer(self.eval_dir).as_default(step=step):
+            for tag, value in coco_metrics.items():
+                tf.summary.scalar(tag, float(value))
 
     def write_evaluation(
         self,
@@ -85,36 +104,32 @@ class Summaries:
         losses: Mapping[str, float],
         gaps: Mapping[str, float],
     ) -> None:
-        """eval/: the COCO metrics (summary and per class), the eval set's mean Loss/* and the Gap/* tags."""
-        _require(SUMMARY_METRICS, coco_metrics, "the COCO metrics")
+        """eval/: the COCO metrics (write_metrics), the eval set's mean Loss/* and the Gap/* tags."""
         _require_exactly(LOSS_TAGS, losses, "the eval losses")
         _require(LOSS_GAPS, gaps, "the gaps")
-        unexpected = [tag for tag in coco_metrics
-                      if tag not in SUMMARY_METRICS and not tag.startswith(PER_CLASS_AP_50_PREFIX)]
-        unexpected += [tag for tag in gaps if tag not in LOSS_GAPS and tag != MAP_GAP]
-        if unexpected:
-            raise ValueError(f"not evaluation tags: {unexpected}")
-        with self._eval.as_default(step=step):
-            for values in (coco_metrics, losses, gaps):
+        _refuse_unknown([tag for tag in gaps if tag not in LOSS_GAPS and tag != MAP_GAP])
+        self.write_metrics(step, coco_metrics)
+        with self._writer(self.eval_dir).as_default(step=step):
+            for values in (losses, gaps):
                 for tag, value in values.items():
                     tf.summary.scalar(tag, float(value))
 
     def write_eval_images(self, step: int, images: Sequence[np.ndarray]) -> None:
         """eval/eval_side_by_side_<k>_0: one image summary per side-by-side picture."""
-        with self._eval.as_default(step=step):
+        with self._writer(self.eval_dir).as_default(step=step):
             for index, image in enumerate(images):
                 tf.summary.image(eval_image_tag(index), np.asarray(image, dtype=np.uint8)[np.newaxis])
 
     def write_skipped_records(self, step: int, records: Sequence[str]) -> None:
         """train/: the records --skip-bad-records left out, as a count and a text listing (one line each)."""
-        with self._train.as_default(step=step):
+        with self._writer(self.train_dir).as_default(step=step):
             tf.summary.scalar(SKIPPED_RECORDS_COUNT, float(len(records)))
             tf.summary.text(SKIPPED_RECORDS, "\n\n".join(records) or "none")
 
     def flush(self) -> None:
-        self._train.flush()
-        self._eval.flush()
+        for writer in self._writers.values():
+            writer.flush()
 
     def close(self) -> None:
-        self._train.close()
-        self._eval.close()
+        for writer in self._writers.values():
+            writer.close()
