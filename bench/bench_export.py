@@ -304,6 +304,14 @@ def misses(rows: list[ModelRow]) -> list[str]:
     return found
 
 
+
+def _latency_cells(latency: Latency) -> str:
+    """Table cells: OD API median / p90, tfodkit median / p90 (ms), and their ratios."""
+    return (f"{latency.median_ms('od_api'):.1f} / {latency.p90_ms('od_api'):.1f} | "
+            f"{latency.median_ms('tfodkit'):.1f} / {latency.p90_ms('tfodkit'):.1f} | "
+            f"{ratio(latency.median_ms('od_api'), latency.median_ms('tfodkit'))} / "
+            f"{ratio(latency.p90_ms('od_api'), latency.p90_ms('tfodkit'))}")
+
 def latency_report(rows: list[ModelRow]) -> str:
     """The Markdown of the latency section: method, three tables, the targets, the machine."""
     lines = [
@@ -336,10 +344,7 @@ def latency_report(rows: list[ModelRow]) -> str:
             f"| {row.model} | {row.fidelity['od_api']:.1e} / {row.fidelity['tfodkit']:.1e} | "
             f"{row.load_s['od_api']:.2f} | {row.load_s['tfodkit']:.2f} | "
             f"{ratio(row.load_s['od_api'], row.load_s['tfodkit'])} | "
-            f"{latency.median_ms('od_api'):.1f} / {latency.p90_ms('od_api'):.1f} | "
-            f"{latency.median_ms('tfodkit'):.1f} / {latency.p90_ms('tfodkit'):.1f} | "
-            f"{ratio(latency.median_ms('od_api'), latency.median_ms('tfodkit'))} / "
-            f"{ratio(latency.p90_ms('od_api'), latency.p90_ms('tfodkit'))} |")
+            f"{_latency_cells(latency)} |")
     lines += [
         "",
         "TFLite on LiteRT, one image:",
@@ -351,10 +356,7 @@ def latency_report(rows: list[ModelRow]) -> str:
         for (kind, threads), latency in row.tflite.items():
             lines.append(
                 f"| {row.model} | {kind} | {threads} | "
-                f"{latency.median_ms('od_api'):.1f} / {latency.p90_ms('od_api'):.1f} | "
-                f"{latency.median_ms('tfodkit'):.1f} / {latency.p90_ms('tfodkit'):.1f} | "
-                f"{ratio(latency.median_ms('od_api'), latency.median_ms('tfodkit'))} / "
-                f"{ratio(latency.p90_ms('od_api'), latency.p90_ms('tfodkit'))} |")
+                f"{_latency_cells(latency)} |")
     lines += [
         "",
         "Sizes (tfodkit's .tflite files include their embedded metadata: labels, normalisation, output names):",

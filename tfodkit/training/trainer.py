@@ -150,8 +150,9 @@ class Trainer:
         self.num_steps = options.num_train_steps or self.config.train_config.num_steps
         _check_options(options, self.num_steps)
         self.eval_every_n = options.checkpoint_every_n if options.eval_every_n is None else options.eval_every_n
-        self.skips = self._check_inputs()
-        self.train_spec = inputs.input_spec(self.config, "train", skips=self.skips)
+        train_spec = inputs.input_spec(self.config, "train")
+        self.skips = self._check_inputs([train_spec, inputs.input_spec(self.config, "eval")])
+        self.train_spec = dataclasses.replace(train_spec, skips=self.skips)
         self.model_dir = Path(options.model_dir)
         self.model_dir.mkdir(parents=True, exist_ok=True)
         with self.strategy.scope():
@@ -184,10 +185,9 @@ class Trainer:
         self.summaries = Summaries(self.model_dir if self.checkpoints.is_chief
                                    else tempfile.mkdtemp(prefix="tfodkit-worker-summaries-"))
 
-    def _check_inputs(self) -> inputs.RecordSkips | None:
+    def _check_inputs(self, specs: list[inputs.InputSpec]) -> inputs.RecordSkips | None:
         """Before any compute: the framing checksums of every input file (a damaged file stops the run here), or
         with --skip-bad-records every record read and checked, the bad ones listed and left out."""
-        specs = [inputs.input_spec(self.config, "train"), inputs.input_spec(self.config, "eval")]
         if not self.options.skip_bad_records:
             input_errors.check_framing(specs)
             return None
