@@ -22,6 +22,7 @@ REFERENCE = REPO.parent / "shared" / "reference"
 ZOO_SOURCES = {
     "ssd_mobilenet_v2_320x320": ("ssd_mobilenet_v2_320x320_coco17_tpu-8", {}),
     "ssd_mobilenet_v2_fpnlite_320x320": ("ssd_mobilenet_v2_fpnlite_320x320_coco17_tpu-8", {}),
+    "ssd_mobilenet_v2_fpnlite_640x640": ("ssd_mobilenet_v2_fpnlite_640x640_coco17_tpu-8", {}),
     "ssdlite_mobilenet_v2_320x320": (
         "ssdlite_mobilenet_v2_coco",
         {"type": "ssd_mobilenet_v2_keras", "override_base_feature_extractor_hyperparams": True},
@@ -57,6 +58,13 @@ def _effectively_equal(a: Message, b: Message, path: str = "") -> list[str]:
     return differences
 
 
+def _input_side(name: str) -> int:
+    """The input size a template's name promises (..._320x320 -> 320)."""
+    height, width = re.fullmatch(r".*_(\d+)x(\d+)", name).groups()
+    assert height == width
+    return int(height)
+
+
 def _batch_norms(ssd) -> list:
     """The batch_norm blocks of the feature extractor's and the box predictor's conv_hyperparams."""
     predictor = ssd.box_predictor
@@ -73,7 +81,8 @@ def test_user_copies_equal_packaged_templates(name: str) -> None:
 def test_templates_load_with_the_agreed_training_settings(name: str) -> None:
     config = load_pipeline(REPO / "pipelines" / f"{name}.config")
     ssd = config.model.ssd
-    assert (ssd.image_resizer.fixed_shape_resizer.height, ssd.image_resizer.fixed_shape_resizer.width) == (320, 320)
+    side = _input_side(name)
+    assert (ssd.image_resizer.fixed_shape_resizer.height, ssd.image_resizer.fixed_shape_resizer.width) == (side, side)
     assert ssd.num_classes == 10
     train = config.train_config
     assert train.batch_size == 8
@@ -94,7 +103,7 @@ def test_templates_keep_the_zoo_architecture(name: str) -> None:
     zoo = load_pipeline(_reference("od_api_configs", f"{zoo_name}.config")).model.ssd
     template = load_pipeline(REPO / "pipelines" / f"{name}.config").model.ssd
     zoo.num_classes = 10
-    zoo.image_resizer.fixed_shape_resizer.height = zoo.image_resizer.fixed_shape_resizer.width = 320
+    zoo.image_resizer.fixed_shape_resizer.height = zoo.image_resizer.fixed_shape_resizer.width = _input_side(name)
     zoo.ClearField("inplace_batchnorm_update")  # accepted, no effect
     zoo.matcher.argmax_matcher.ClearField("use_matmul_gather")  # accepted, no effect
     for norm in _batch_norms(zoo):  # a training setting of the templates, checked above

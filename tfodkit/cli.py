@@ -10,6 +10,7 @@ from typing import Sequence
 
 from tfodkit import __version__
 from tfodkit.errors import Interrupted, TfodkitError
+from tfodkit.startup_noise import quiet_tensorflow_start
 
 # Subcommand -> (module in tfodkit.commands, one-line help). Each module defines
 # `add_arguments(parser)` and `run(args) -> int`; it is imported only when its subcommand runs.
@@ -48,7 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     known, _ = parser.parse_known_args(argv[:1] if argv and argv[0] in COMMANDS else argv)
     module_name, help_text = COMMANDS[known.command]
-    module = importlib.import_module(f"tfodkit.commands.{module_name}")
+    with quiet_tensorflow_start():
+        module = importlib.import_module(f"tfodkit.commands.{module_name}")
     sub = argparse.ArgumentParser(prog=f"tfodkit {known.command}", description=help_text)
     module.add_arguments(sub)
     args = sub.parse_args(argv[1:])

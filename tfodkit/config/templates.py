@@ -10,6 +10,8 @@ from tfodkit.errors import TfodkitError
 TEMPLATES: dict[str, str] = {
     "ssd_mobilenet_v2_320x320": "SSD MobileNetV2, 320x320, focal loss (zoo ssd_mobilenet_v2_320x320_coco17_tpu-8)",
     "ssd_mobilenet_v2_fpnlite_320x320": "SSD MobileNetV2 FPNLite, 320x320 (zoo ssd_mobilenet_v2_fpnlite_320x320)",
+    "ssd_mobilenet_v2_fpnlite_640x640": "SSD MobileNetV2 FPNLite, 640x640, for small objects (zoo "
+                                        "ssd_mobilenet_v2_fpnlite_640x640)",
     "ssdlite_mobilenet_v2_320x320": "SSDLite MobileNetV2, 320x320, hard example mining (zoo ssdlite_mobilenet_v2_coco)",
 }
 
