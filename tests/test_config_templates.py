@@ -152,6 +152,20 @@ def test_new_pipeline_fills_the_template_and_reloads(tmp_path: Path, capsys: pyt
     assert "3 classes, batch 16" in capsys.readouterr().out
 
 
+def test_new_pipeline_set_overrides_any_field_last(tmp_path: Path) -> None:
+    records = _dataset(tmp_path)
+    out = tmp_path / "my.config"
+    anchors = "model.ssd.anchor_generator.multiscale_anchor_generator"
+    assert _new_pipeline(records, out, "--num-steps", "1000", "--set", f"{anchors}.anchor_scale=2.0",
+                         "--set", f"{anchors}.aspect_ratios=[1.0, 0.25, 0.5]", "--set", "train_config.num_steps=400") == 0
+    config = load_pipeline(out)
+    generator = config.model.ssd.anchor_generator.multiscale_anchor_generator
+    assert generator.anchor_scale == 2.0 and list(generator.aspect_ratios) == [1.0, 0.25, 0.5]
+    assert config.train_config.num_steps == 400  # after --num-steps
+    assert _new_pipeline(records, tmp_path / "bad.config", "--set", f"{anchors}.anchor_size=2.0") == 1
+    assert not (tmp_path / "bad.config").exists()
+
+
 def test_new_pipeline_explicit_learning_rate_and_checkpoint(tmp_path: Path) -> None:
     records = _dataset(tmp_path)
     checkpoint = tmp_path / "backbone.weights.h5"

@@ -8,6 +8,8 @@ from tfodkit.config.loader import load_pipeline
 from tfodkit.config.summary import summary_sections
 from tfodkit.protos import pipeline_pb2
 
+TRAIN_RECORDS = ""  # --records given without a value
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", metavar="FILE", help="pipeline.config to check")
@@ -20,31 +22,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="override a field before checking, e.g. train_config.batch_size=16 (repeatable)",
     )
     parser.add_argument("--no-model", action="store_true", help="skip building the model (faster)")
-
-
-def _anchors_per_location(ssd: pipeline_pb2.Ssd) -> list[int]:
-    from tfodkit.model.anchors import MultiscaleAnchorGenerator, ssd_box_specs
-
-    if ssd.anchor_generator.HasField("ssd_anchor_generator"):
-        gen = ssd.anchor_generator.ssd_anchor_generator
-        specs = ssd_box_specs(
-            gen.num_layers, gen.min_scale, gen.max_scale, list(gen.scales), list(gen.aspect_ratios),
-            gen.interpolated_scale_aspect_ratio, gen.reduce_boxes_in_lowest_layer,
-        )
-        return [len(layer) for layer in specs]
-    gen = ssd.anchor_generator.multiscale_anchor_generator
-    return MultiscaleAnchorGenerator(
-        gen.min_level, gen.max_level, gen.anchor_scale, tuple(gen.aspect_ratios), gen.scales_per_octave,
-        gen.normalize_coordinates,
-    ).num_anchors_per_location()
+    parser.add_argument(
+        "--records",
+        nargs="?",
+        const=TRAIN_RECORDS,
+        metavar="GLOB",
+        help="add the anchors section (tfodkit inspect-anchors) for these TFRecords; alone: the config's "
+        "train_input_reader",
+    )
 
 
 def _model_lines(config: pipeline_pb2.TrainEvalPipelineConfig) -> list[str]:
-    from tfodkit.model.builder import build_ssd
+    from tfodkit.model.builder import anchor_generator, build_ssd
 
     model = build_ssd(config)
     shapes = [tuple(int(d) for d in output.shape[1:]) for output in model.feature_extractor.outputs]
-    per_location = _anchors_per_location(config.model.ssd)
+    per_location = anchor_generator(config.model.ssd).num_anchors_per_location()
     lines = []
     for index, ((height, width, depth), anchors) in enumerate(zip(shapes, per_location)):
         lines.append(
@@ -64,6 +57,11 @@ def run(args: argparse.Namespace) -> int:
     sections = summary_sections(config)
     if not args.no_model:
         sections["model size"] = _model_lines(config)
+    if args.records is not None:
+        from tfodkit.anchor_fit.report import analyse, report_lines
+
+        fit = analyse(config, args.records or None)
+        sections["anchors (tfodkit inspect-anchors)"] = report_lines(fit, config, args.config)
     for title, lines in sections.items():
         print(f"\n{title}:")
         for line in lines:

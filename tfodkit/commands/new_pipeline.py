@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=list(CHECKPOINT_TYPES[1:]),
         help="what the checkpoint holds (default: %(default)s, i.e. backbone only)",
     )
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override any field last, as `tfodkit train --set` does, e.g. the anchor settings "
+                             "`tfodkit inspect-anchors` suggests (repeatable)")
     parser.add_argument("--out", required=True, help="pipeline.config file to write")
     parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
 
@@ -52,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
             num_steps=args.num_steps,
             fine_tune_checkpoint=args.fine_tune_checkpoint,
             fine_tune_checkpoint_type=args.fine_tune_checkpoint_type,
+            overrides=tuple(args.overrides),
         )
     )
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from tfodkit import label_map as label_map_module
 from tfodkit.config.loader import check_pipeline, parse_pipeline_text
+from tfodkit.config.overrides import apply_overrides
 from tfodkit.config.paths import PathReference, is_keras_weights_file
 from tfodkit.config.registry import CHECKPOINT_TYPES
 from tfodkit.config.templates import template_text
@@ -29,6 +30,7 @@ class PipelineChoices:
     num_steps: int | None = None
     fine_tune_checkpoint: str | None = None
     fine_tune_checkpoint_type: str = "classification"
+    overrides: tuple[str, ...] = ()  # `--set FIELD=VALUE` texts, applied last (e.g. inspect-anchors' suggestion)
 
 
 def _existing(reference: PathReference, flag: str) -> None:
@@ -103,5 +105,6 @@ def new_pipeline(choices: PipelineChoices) -> pipeline_pb2.TrainEvalPipelineConf
     _data(config, choices)
     _schedule(config, choices)
     _checkpoint(config, choices)
+    apply_overrides(config, choices.overrides)
     check_pipeline(config, f"new pipeline from {choices.model}")
     return config

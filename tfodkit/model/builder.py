@@ -126,7 +126,8 @@ def _feature_extractor(ssd: Message, image_shape: tuple[int, int]):
     raise TfodkitError(f"{path}.type: {config.type!r} is not supported (known: {known})")
 
 
-def _anchor_generator(ssd: Message):
+def anchor_generator(ssd: Message) -> SsdAnchorGenerator | MultiscaleAnchorGenerator:
+    """The anchor generator model.ssd.anchor_generator describes (the model's own; inspect-anchors reuses it)."""
     config = ssd.anchor_generator
     kind = config.WhichOneof("anchor_generator_oneof")
     path = f"model.ssd.anchor_generator.{kind}"
@@ -210,7 +211,8 @@ def _box_coder(ssd: Message) -> FasterRcnnBoxCoder:
     return FasterRcnnBoxCoder(coder.y_scale, coder.x_scale, coder.height_scale, coder.width_scale)
 
 
-def _matcher(ssd: Message) -> ArgMaxMatcher:
+def matcher(ssd: Message) -> ArgMaxMatcher:
+    """The argmax matcher model.ssd.matcher describes (with its IoU similarity)."""
     if ssd.matcher.WhichOneof("matcher_oneof") != "argmax_matcher":
         raise TfodkitError("model.ssd.matcher: only argmax_matcher is supported")
     if ssd.similarity_calculator.WhichOneof("region_similarity") != "iou_similarity":
@@ -308,22 +310,22 @@ def build_ssd(pipeline_config: pipeline_pb2.TrainEvalPipelineConfig) -> SSD:
     # The cheap parts first, so a config error surfaces before any network is built.
     resizer = image_resizer(ssd)
     box_coder = _box_coder(ssd)
-    matcher = _matcher(ssd)
+    box_matcher = matcher(ssd)
     loss = _loss(ssd, box_coder.code_size)
     nms, score_converter, logit_scale = _nms(ssd)
     try:
-        anchor_generator = _anchor_generator(ssd)
+        generator = anchor_generator(ssd)
         extractor = _feature_extractor(ssd, (resizer.height, resizer.width))
     except ValueError as error:
         raise TfodkitError(f"model.ssd: {error}") from None
     feature_shapes = [tuple(int(d) for d in output.shape[1:]) for output in extractor.outputs]
-    anchors_per_location = anchor_generator.num_anchors_per_location()
+    anchors_per_location = generator.num_anchors_per_location()
     if len(anchors_per_location) != len(feature_shapes):
         raise TfodkitError(
             f"model.ssd.anchor_generator: {len(anchors_per_location)} anchor layers for "
             f"{len(feature_shapes)} feature maps"
         )
-    anchors = anchor_generator.generate([s[:2] for s in feature_shapes], resizer.height, resizer.width)
+    anchors = generator.generate([s[:2] for s in feature_shapes], resizer.height, resizer.width)
     try:
         predictor = _box_predictor(ssd, feature_shapes, anchors_per_location)
     except ValueError as error:
@@ -336,7 +338,7 @@ def build_ssd(pipeline_config: pipeline_pb2.TrainEvalPipelineConfig) -> SSD:
         anchors=anchors,
         box_coder=box_coder,
         target_assigner=TargetAssigner(
-            matcher, box_coder, ssd.num_classes, ssd.encode_background_as_zeros, ssd.negative_class_weight
+            box_matcher, box_coder, ssd.num_classes, ssd.encode_background_as_zeros, ssd.negative_class_weight
         ),
         loss=loss,
         nms=nms,
