@@ -10,7 +10,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 # Training steps of `make demo` (FPNLite, batch 8): sized to finish within 15 minutes on 2 CPU cores.
 DEMO_STEPS ?= 400
 
-.PHONY: install demo test bench bench-train protos clean
+.PHONY: install demo test bench bench-train bench-sweep protos clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ bench: $(STAMP) $(OD_API)/.installed
 # Long training runs of FPNLite and SSD on the demo set (5000 steps: 30-56 minutes per model on 2 CPU cores; not CI).
 bench-train: $(STAMP)
 	$(PY) bench/bench_train.py
+
+# The demo sweep (sweeps/loss_weights.yaml: 8 runs) and its report, written to docs/experiments.md; after `make demo`.
+bench-sweep: $(STAMP)
+	$(PY) bench/bench_sweep.py
 
 protos: $(STAMP)
 	$(PY) -m grpc_tools.protoc -I. --python_out=. tfodkit/protos/*.proto

@@ -26,7 +26,6 @@ sys.path.insert(0, str(ROOT))
 
 import tfodkit  # noqa: E402,F401  (sets TensorFlow's environment before TensorFlow loads)
 import tensorflow as tf  # noqa: E402
-from tensorboard.backend.event_processing.event_accumulator import TENSORS, EventAccumulator  # noqa: E402
 
 from bench.bench_inputs import demo_records, template_config  # noqa: E402
 from bench.docs_section import cpu_name, publish  # noqa: E402
@@ -34,7 +33,7 @@ from tfodkit.checkpoints import pretrained  # noqa: E402
 from tfodkit.config.loader import pipeline_text  # noqa: E402
 from tfodkit.evaluation.coco_metrics import MAP_50  # noqa: E402
 from tfodkit.evaluation.loss_gap import LOSS_GAPS, TOTAL_LOSS  # noqa: E402
-from tfodkit.evaluation.summaries import EVAL_DIR, STEPS_PER_SEC, TRAIN_DIR  # noqa: E402
+from tfodkit.evaluation.event_curves import read_run_events  # noqa: E402
 from tfodkit.training.trainer import TrainOptions, train  # noqa: E402
 
 TARGETS = {"ssd_mobilenet_v2_fpnlite_320x320": 0.90, "ssd_mobilenet_v2_320x320": 0.85}
@@ -76,14 +75,9 @@ class Run:
 
 def read_curves(model_dir: Path) -> dict[str, dict[int, float]]:
     """Every scalar tag of the run's train/ and eval/ event files, keyed "train/<tag>" or "<tag>" (eval)."""
-    curves: dict[str, dict[int, float]] = {}
-    for sub, prefix in ((TRAIN_DIR, "train/"), (EVAL_DIR, "")):
-        events = EventAccumulator(str(model_dir / sub), size_guidance={TENSORS: 0})
-        events.Reload()
-        for tag in events.Tags()[TENSORS]:
-            values = {event.step: tf.make_ndarray(event.tensor_proto) for event in events.Tensors(tag)}
-            if all(value.ndim == 0 for value in values.values()):
-                curves[prefix + tag] = {step: float(value) for step, value in values.items()}
+    events = read_run_events(model_dir)
+    curves = {f"train/{tag}": {point.step: point.value for point in points} for tag, points in events.train.items()}
+    curves.update({tag: {point.step: point.value for point in points} for tag, points in events.eval.items()})
     return curves
 
 

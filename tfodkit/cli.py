@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("evaluate", "evaluate a run's latest checkpoint or an exported model (COCO metrics)"),
     "export": ("export", "export a checkpoint as a SavedModel with the OD API's serving signature"),
     "export-tflite": ("export_tflite", "export a checkpoint as a .tflite model with metadata (float or int8)"),
+    "sweep": ("sweep", "train a grid or list of pipeline.config variants, one run directory each"),
+    "report": ("report", "compare runs from their event files: table, recommended run, plots (Markdown, CSV, HTML)"),
     "inspect-anchors": ("inspect_anchors", "how many ground-truth boxes the anchors can match, and better anchors"),
     "detect": ("detect", "run an exported model on images: drawings, JSON, LabelImg XML for pre-labelling"),
 }

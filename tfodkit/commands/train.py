@@ -6,8 +6,11 @@ import argparse
 import math
 
 from tfodkit.config.loader import load_pipeline
+from tfodkit.training.best_checkpoint import BEST_DIR, DEFAULT_METRIC
 from tfodkit.training.checkpoints import DEFAULT_MAX_TO_KEEP
 from tfodkit.training.evaluator import evaluate_checkpoints
+from tfodkit.training.hparams import parse_hparam
+from tfodkit.training.run_summary import RUN_SUMMARY_FILE
 from tfodkit.training.trainer import DEFAULT_CHECKPOINT_EVERY_N, DEFAULT_STEPS_PER_CALL, TrainOptions, train
 
 DEFAULT_EVAL_TIMEOUT_S = 3600  # model_main_tf2's --eval_timeout
@@ -40,6 +43,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-bad-records", "--skip_bad_records", dest="skip_bad_records", action="store_true",
                         help="read and check every input record first, then train on the good ones; each bad "
                              "record is listed here and in the run's events (default: a bad record stops the run)")
+    parser.add_argument("--best-metric", "--best_metric", dest="best_metric", default=DEFAULT_METRIC, metavar="TAG",
+                        help="the eval/ tag whose best evaluation's checkpoint is kept in MODEL_DIR/best/ and that "
+                             "early stopping follows; Loss/* tags are minimised, the others maximised "
+                             "(default: %(default)s)")
+    parser.add_argument("--early-stop-patience", "--early_stop_patience", dest="early_stop_patience", type=int,
+                        metavar="N", help="stop after N evaluations in a row without an improvement of the best "
+                                          "metric (default: never)")
+    parser.add_argument("--early-stop-min-delta", "--early_stop_min_delta", dest="early_stop_min_delta", type=float,
+                        default=0.0, metavar="X",
+                        help="an improvement must change the best metric by more than X (default: %(default)s)")
+    parser.add_argument("--hparam", dest="hparams", action="append", default=[], metavar="NAME=VALUE",
+                        help="an extra hyperparameter to record for TensorBoard's HParams dashboard; the value is "
+                             "read as an int, a float, true/false or a string (repeatable)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,12 +76,22 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.no_progress,
         skip_bad_records=args.skip_bad_records,
+        best_metric=args.best_metric,
+        early_stop_patience=args.early_stop_patience,
+        early_stop_min_delta=args.early_stop_min_delta,
+        hparams=tuple(parse_hparam(text) for text in args.hparams),
     ))
-    evaluation = result.evaluation
+    evaluation, summary = result.evaluation, result.summary
     rate = "" if math.isnan(result.steps_per_sec) else f" at {result.steps_per_sec:.2f} steps/s"
     print(f"trained steps {result.start_step}..{result.final_step}{rate}")
     print(f"mAP@0.5 (eval split, step {evaluation.step}): {evaluation.map_50:.4f}")
+    if summary.stopped_early:
+        print(f"stopped early at step {summary.final_step} of {summary.num_steps}: {summary.stop_reason}")
     print(f"checkpoints: {result.model_dir} (latest {result.latest_checkpoint})")
+    if summary.best_step is not None:
+        print(f"best checkpoint: {result.model_dir / BEST_DIR} (step {summary.best_step}, {summary.best_metric} "
+              f"{summary.best_value:.4f})")
+    print(f"run summary: {result.model_dir / RUN_SUMMARY_FILE}")
     print(f"event files: {result.model_dir / 'train'} and {result.model_dir / 'eval'}")
     print(f"tensorboard --logdir {result.model_dir}")
     if args.skip_bad_records:

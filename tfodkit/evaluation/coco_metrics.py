@@ -106,6 +106,26 @@ class CocoDetectionMetrics:
     def num_detections(self) -> int:
         return len(self._detections)
 
+    @property
+    def names(self) -> dict[int, str]:
+        """Class id -> name, in label map id order."""
+        return dict(sorted(self._names.items()))
+
+    @property
+    def images(self) -> tuple[dict[str, Any], ...]:
+        """The images added, as COCO image records (id, height, width)."""
+        return tuple(self._images)
+
+    @property
+    def groundtruth(self) -> tuple[dict[str, Any], ...]:
+        """The ground-truth boxes added, as COCO annotations (bbox in pixels x, y, w, h)."""
+        return tuple(self._groundtruth)
+
+    @property
+    def detections(self) -> tuple[dict[str, Any], ...]:
+        """The detections added, as COCO results (bbox in pixels x, y, w, h, score)."""
+        return tuple(self._detections)
+
     def add_image(
         self,
         key: str,
@@ -192,9 +212,9 @@ class CocoDetectionMetrics:
                 "the model's num_classes or the label map does not match the data"
             )
 
-    def compute(self) -> dict[str, float]:
-        """The 12 summary metrics, then AP@0.5 of each class in label map order; UNDEFINED (-1) where
-        there is no ground truth to measure on (a size range, or a class, with no ground-truth box)."""
+    def coco_eval(self) -> COCOeval:
+        """pycocotools' COCOeval over everything added, evaluated and accumulated (its eval["precision"]
+        [T, R, K, A, M] table filled in)."""
         if not self._images:
             raise TfodkitError("no images were evaluated: the eval input is empty")
         categories = [{"id": class_id, "name": name} for class_id, name in sorted(self._names.items())]
@@ -206,6 +226,13 @@ class CocoDetectionMetrics:
         with contextlib.redirect_stdout(io.StringIO()):
             evaluator.evaluate()
             evaluator.accumulate()
+        return evaluator
+
+    def compute(self) -> dict[str, float]:
+        """The 12 summary metrics, then AP@0.5 of each class in label map order; UNDEFINED (-1) where
+        there is no ground truth to measure on (a size range, or a class, with no ground-truth box)."""
+        evaluator = self.coco_eval()
+        with contextlib.redirect_stdout(io.StringIO()):
             evaluator.summarize()
         metrics = {name: float(value) for name, value in zip(SUMMARY_METRICS, evaluator.stats)}
         metrics.update(_per_class_ap_50(evaluator, self._names))

@@ -57,7 +57,7 @@ def split_records(config: pipeline_pb2.TrainEvalPipelineConfig | None, split: st
     return [str(manifests[0].parent / name) for name in shards]
 
 
-def _detect_records(
+def detect_records(
     detector: Detector, files: list[str], max_boxes: int | None, visualization: VisualizationOptions
 ) -> tuple[CocoDetectionMetrics, list[np.ndarray]]:
     """The detector on every record, image fed at its original size, ground truth as the eval input pipeline
@@ -104,7 +104,7 @@ def evaluate_model(
     eval_config options."""
     max_boxes = config.eval_input_reader[0].max_number_of_boxes if config and config.eval_input_reader else None
     visualization = VisualizationOptions.from_eval_config(config.eval_config) if config else VisualizationOptions()
-    metrics, drawn = _detect_records(detector, files, max_boxes, visualization)
+    metrics, drawn = detect_records(detector, files, max_boxes, visualization)
     values = metrics.compute()
     summaries = Summaries(model_dir)
     try:

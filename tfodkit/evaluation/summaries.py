@@ -20,6 +20,9 @@ TRAIN_IMAGES = "train_input_images"
 # tfodkit's own tags (the OD API has no --skip-bad-records): the records left out, counted and listed.
 SKIPPED_RECORDS_COUNT = "input/num_skipped_records"
 SKIPPED_RECORDS = "input/skipped_records"
+# tfodkit's own tags for `train --early-stop-patience`: where and why the run stopped early.
+EARLY_STOP_STEP = "EarlyStopping/stopped_at_step"
+EARLY_STOP_REASON = "EarlyStopping/reason"
 # How many training inputs the image summary keeps (the OD API's max_outputs for train_input_images).
 NUM_TRAIN_IMAGES = 3
 
@@ -125,6 +128,12 @@ class Summaries:
         with self._writer(self.train_dir).as_default(step=step):
             tf.summary.scalar(SKIPPED_RECORDS_COUNT, float(len(records)))
             tf.summary.text(SKIPPED_RECORDS, "\n\n".join(records) or "none")
+
+    def write_early_stopping(self, step: int, reason: str) -> None:
+        """train/: EarlyStopping/stopped_at_step (scalar) and EarlyStopping/reason (text), at the stopping step."""
+        with self._writer(self.train_dir).as_default(step=step):
+            tf.summary.scalar(EARLY_STOP_STEP, float(step))
+            tf.summary.text(EARLY_STOP_REASON, reason)
 
     def flush(self) -> None:
         for writer in self._writers.values():

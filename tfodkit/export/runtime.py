@@ -39,7 +39,7 @@ def _check_images(images: Sequence[np.ndarray]) -> None:
             raise ValueError(f"image {index}: expected a non-empty HxWx3 uint8 array, got {image.dtype} {image.shape}")
 
 
-def _detections(boxes: Any, classes: Any, scores: Any, count: Any) -> Detections:
+def valid_detections(boxes: Any, classes: Any, scores: Any, count: Any) -> Detections:
     """One image's valid rows: boxes [K, 4] float32, classes [K] int64 (1-based), scores [K] float32."""
     count = int(np.asarray(count).reshape(()))
     return {
@@ -101,7 +101,7 @@ class SavedModelDetector(Detector):
             batch = np.stack(list(group))
             outputs = self._run(batch)
             results.extend(
-                _detections(*(outputs[name][i] for name in SAVED_MODEL_OUTPUTS)) for i in range(len(batch))
+                valid_detections(*(outputs[name][i] for name in SAVED_MODEL_OUTPUTS)) for i in range(len(batch))
             )
         return results
 
@@ -207,7 +207,7 @@ class TFLiteDetector(Detector):
             self._interpreter.invoke()
             boxes, classes, scores, count = (
                 self._interpreter.get_tensor(self._outputs[key])[0] for key in ("boxes", "classes", "scores", "count"))
-            results.append(_detections(boxes, np.asarray(classes) + 1, scores, count))
+            results.append(valid_detections(boxes, np.asarray(classes) + 1, scores, count))
         return results
 
 

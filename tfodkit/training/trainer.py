@@ -21,16 +21,20 @@ from tfodkit.dataset.record_check import BadRecord
 from tfodkit.errors import BadInputData, Interrupted, TfodkitError
 from tfodkit.evaluation.coco_metrics import category_names
 from tfodkit.evaluation.loss_gap import LOSS_TAGS, TOTAL_LOSS
-from tfodkit.evaluation.summaries import Summaries
+from tfodkit.evaluation.summaries import EVAL_DIR, Summaries
 from tfodkit.label_map import LabelMap
 from tfodkit.model.builder import build_ssd
 from tfodkit.model.ssd import SSD
 from tfodkit.protos import pipeline_pb2
-from tfodkit.training.checkpoints import DEFAULT_MAX_TO_KEEP, TrainingCheckpoints
-from tfodkit.training import input_errors
+from tfodkit.training import early_stopping, input_errors, run_summary
+from tfodkit.training.best_checkpoint import (
+    BEST_DIR, DEFAULT_METRIC, BestCheckpoint, check_metric, metric_value, minimised)
+from tfodkit.training.checkpoints import CHECKPOINT_PREFIX, DEFAULT_MAX_TO_KEEP, TrainingCheckpoints
 from tfodkit.training.evaluator import Evaluation, Evaluator
+from tfodkit.training.hparams import run_hparams, write_run_hparams
 from tfodkit.training.interruption import SIGNALS, StopSignals, signal_name
 from tfodkit.training.optimizers import build_optimizer, gradient_clip_norm
+from tfodkit.training.run_summary import RunSummary
 from tfodkit.training.step import LEARNING_RATE_KEY, make_train_step
 
 PIPELINE_FILE = "pipeline.config"  # the config a run used, copied into MODEL_DIR as the OD API does
@@ -53,6 +57,10 @@ class TrainOptions:
     seed: int | None = None  # input order and augmentation draws; None: different every run
     progress: bool = True  # show the tqdm progress bar
     skip_bad_records: bool = False  # leave out (and list) records that cannot be read, instead of stopping
+    best_metric: str = DEFAULT_METRIC  # the eval/ tag MODEL_DIR/best/ and early stopping follow
+    early_stop_patience: int | None = None  # stop after this many evaluations without improvement; None: never
+    early_stop_min_delta: float = 0.0  # an improvement must exceed this absolute change
+    hparams: tuple[tuple[str, object], ...] = ()  # extra hyperparameters recorded for the HParams dashboard
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +74,7 @@ class TrainResult:
     model_dir: Path
     steps_per_sec: float  # training steps per second, evaluations and each step size's first (compiling) call
     # excluded; NaN when every call compiled
+    summary: RunSummary  # as written to MODEL_DIR/run_summary.json: how the run ended, its best evaluation
     skipped_records: tuple[BadRecord, ...] = ()  # left out by --skip-bad-records
 
 
@@ -101,6 +110,14 @@ def _check_options(options: TrainOptions, num_steps: int) -> None:
         raise TfodkitError(f"--eval_every_n: must be 0 (only at the end) or more, got {options.eval_every_n}")
     if options.steps_per_call < 1:
         raise TfodkitError(f"--steps_per_call: must be at least 1, got {options.steps_per_call}")
+    if options.early_stop_patience is not None:
+        if options.early_stop_patience < 1:
+            raise TfodkitError(f"--early-stop-patience: must be at least 1, got {options.early_stop_patience}")
+        if options.eval_every_n == 0:
+            raise TfodkitError("--early-stop-patience: needs periodic evaluations, but --eval_every_n 0 evaluates "
+                               "only at the end")
+    if not 0.0 <= options.early_stop_min_delta < math.inf:
+        raise TfodkitError(f"--early-stop-min-delta: must be 0 or more, got {options.early_stop_min_delta}")
 
 
 def _chunk(step: int, num_steps: int, steps_per_call: int, every: Sequence[int]) -> int:
@@ -150,8 +167,9 @@ class Trainer:
         self.num_steps = options.num_train_steps or self.config.train_config.num_steps
         _check_options(options, self.num_steps)
         self.eval_every_n = options.checkpoint_every_n if options.eval_every_n is None else options.eval_every_n
-        train_spec = inputs.input_spec(self.config, "train")
-        self.skips = self._check_inputs([train_spec, inputs.input_spec(self.config, "eval")])
+        train_spec, eval_spec = inputs.input_spec(self.config, "train"), inputs.input_spec(self.config, "eval")
+        check_metric(options.best_metric, eval_spec.label_map)
+        self.skips = self._check_inputs([train_spec, eval_spec])
         self.train_spec = dataclasses.replace(train_spec, skips=self.skips)
         self.model_dir = Path(options.model_dir)
         self.model_dir.mkdir(parents=True, exist_ok=True)
@@ -181,6 +199,8 @@ class Trainer:
                 termination_config=tf.distribute.experimental.TerminationConfig(
                     exit_fn=self._preempted, save_fn=lambda *_, **__: self.checkpoints.save()))
         self.evaluator = Evaluator(self.config, self.model, self.optimizer, self.skips, self.stop)
+        # Under MultiWorkerMirroredStrategy only the chief writes best/; its decisions reach the others (_chiefs).
+        self.best = BestCheckpoint(self.model_dir, options.best_metric, self.checkpoints.is_chief, report)
         # Under MultiWorkerMirroredStrategy only the chief's summaries land in MODEL_DIR.
         self.summaries = Summaries(self.model_dir if self.checkpoints.is_chief
                                    else tempfile.mkdtemp(prefix="tfodkit-worker-summaries-"))
@@ -251,14 +271,68 @@ class Trainer:
         self._report(evaluation.line())
         return evaluation
 
+    def _chiefs(self, decision: bool) -> bool:
+        """The chief's decision, on every worker. Decisions taken from evaluation values must agree, yet the values
+        differ slightly between workers (each one's batch norms keep their own moving statistics): an all-reduce
+        (SUM) where only the chief offers its decision. One machine: the decision itself."""
+        if not self.multi_worker:
+            return decision
+        offered = tf.constant(float(decision and self.checkpoints.is_chief))
+        total = self.strategy.reduce(tf.distribute.ReduceOp.SUM, self.strategy.run(lambda: tf.identity(offered)),
+                                     axis=None)
+        return bool(total.numpy() > 0)
+
+    def _keep_best(self, evaluation: Evaluation, saved_at: int) -> int:
+        """best/ takes this evaluation's checkpoint when its value beats the best so far (a checkpoint of the
+        step is saved first when there is none); returns the step of the newest checkpoint."""
+        value = metric_value(evaluation, self.options.best_metric)
+        if not self._chiefs(self.best.improves(value)):
+            return saved_at
+        if saved_at != evaluation.step:
+            self.checkpoints.save()
+        best = self.best.keep(evaluation.step, value, str(self.model_dir / f"{CHECKPOINT_PREFIX}-{evaluation.step}"))
+        self._report(f"best {best.metric} so far: {best.value:.4f} at step {best.step}, kept in "
+                     f"{self.model_dir / BEST_DIR}")
+        return evaluation.step
+
+    def _early_stopping(self, start: int) -> early_stopping.EarlyStopping:
+        """Early stopping as it stood at `start`: the evaluations up to it replayed from MODEL_DIR's eval/ events."""
+        options = self.options
+        stopping = early_stopping.resume(self.model_dir / EVAL_DIR, options.best_metric, options.early_stop_patience,
+                                         options.early_stop_min_delta, minimised(options.best_metric), start)
+        if stopping.stopped:
+            self._report(f"this run already stopped early: {stopping.reason()}")
+        return stopping
+
+    def _stop_early(self, evaluation: Evaluation, stopping: early_stopping.EarlyStopping) -> bool:
+        """Whether early stopping ends the run at this evaluation (written to the train/ events when it does)."""
+        if not self._chiefs(stopping.update(evaluation.step, metric_value(evaluation, self.options.best_metric))):
+            return False
+        reason = stopping.reason() or "the chief's early stopping"
+        self._report(f"early stopping: {reason}")
+        self.summaries.write_early_stopping(evaluation.step, reason)
+        return True
+
+    def _record_start(self) -> None:
+        """The chief's records of a run that trains: no run_summary.json until it ends, its HParams."""
+        if not self.checkpoints.is_chief:
+            return
+        run_summary.clear(self.model_dir)
+        extra = {"num_steps": self.num_steps, **dict(self.options.hparams)}
+        write_run_hparams(self.model_dir, run_hparams(self.config, self.options.seed, extra), self.model_dir.name)
+
     def run(self) -> TrainResult:
         """Train to num_steps, checkpointing and evaluating on schedule; evaluate and save at the end."""
         with self.stop:
             return self._run()
 
     def _run(self) -> TrainResult:
+        run_began = time.monotonic()
         start = self._start()
         options = self.options
+        stopping = self._early_stopping(start)
+        stopped = self._chiefs(stopping.stopped)
+        self._record_start()
         images = _TrainImages(self.config, self.evaluator.label_map, options.seed, self.skips)
         if start == 0:
             images.write(self.summaries, 0)
@@ -273,7 +347,7 @@ class Trainer:
         bar = tqdm(total=self.num_steps, initial=start, unit="step", disable=not options.progress,
                    dynamic_ncols=True, desc="train")
         try:
-            while step < self.num_steps:
+            while step < self.num_steps and not stopped:
                 steps = _chunk(step, self.num_steps, self.steps_per_call,
                                (options.checkpoint_every_n, self.eval_every_n))
                 began = time.perf_counter()
@@ -294,6 +368,8 @@ class Trainer:
                     saved_at = step
                 if (self.eval_every_n and step % self.eval_every_n == 0) or step == self.num_steps:
                     evaluation = self._evaluate(step, images)
+                    saved_at = self._keep_best(evaluation, saved_at)
+                    stopped = self._stop_early(evaluation, stopping)
                 if self._preemption is not None:
                     self._preemption.save_checkpoint_if_preempted()
                 self.stop.check()
@@ -327,11 +403,23 @@ class Trainer:
             self.checkpoints.save()
         if evaluation is None:
             evaluation = self._evaluate(step, images)
+            self._keep_best(evaluation, step)
         self.summaries.close()
+        steps_per_sec = timed_steps / timed_seconds if timed_seconds else float("nan")
+        best = self.best.best
+        summary = RunSummary(
+            final_step=step, num_steps=self.num_steps, stopped_early=stopped,
+            stop_reason=(stopping.reason() or "the chief's early stopping") if stopped
+            else f"trained to step {self.num_steps}",
+            best_step=best.step if best else None, best_metric=options.best_metric,
+            best_value=best.value if best else None, steps_per_sec=steps_per_sec,
+            wall_seconds=time.monotonic() - run_began,
+        )
+        if self.checkpoints.is_chief:
+            run_summary.write(self.model_dir, summary)
         return TrainResult(
             start_step=start, final_step=step, latest_checkpoint=self.checkpoints.latest or "",
-            evaluation=evaluation, model_dir=self.model_dir,
-            steps_per_sec=timed_steps / timed_seconds if timed_seconds else float("nan"),
+            evaluation=evaluation, model_dir=self.model_dir, steps_per_sec=steps_per_sec, summary=summary,
             skipped_records=self.skips.records if self.skips is not None else (),
         )
 

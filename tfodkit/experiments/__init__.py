@@ -1,0 +1,1 @@
+"""Experiments: sweeps over pipeline.config variants and the report that compares their runs."""
