@@ -169,7 +169,7 @@ def test_dry_run_prints_the_runs_and_writes_nothing(tmp_path: Path, pipeline: Pa
 
 def test_the_example_sweep_file_is_the_demo_grid():
     file = load_sweep_file(Path(__file__).resolve().parents[1] / "sweeps" / "loss_weights.yaml")
-    assert (file.name, file.template.model, file.template.num_steps) == ("loss_weights", SSD, 300)
+    assert (file.name, file.template.model, file.template.num_steps) == ("loss_weights", SSD, 400)
     assert len(file.runs) == 8 and len({run.name for run in file.runs}) == 8
     assert file.runs[-1].name == f"{FPNLITE}-classification_weight_1.0-localization_weight_1.0"
     assert file.train == {"checkpoint_every_n": 100, "eval_every_n": 100}
