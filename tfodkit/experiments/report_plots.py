@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Sequence
 
@@ -113,6 +114,6 @@ def per_class_plot(row: RunRow, step: int, path: Path) -> Path | None:
                     rotation=45 if len(names) > 12 else 0, fontsize="small")
     axes.set_ylim(0, 1)
     axes.set_ylabel("AP@0.5")
-    axes.set_title(f"{row.run.name}: per-class AP@0.5 on val at step {step}")
+    axes.set_title(textwrap.fill(f"{row.run.name}: per-class AP@0.5 on val at step {step}", 70))
     axes.grid(axis="y", alpha=0.3)
     return _save(figure, path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -88,7 +89,7 @@ def pr_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]], aps: dict[str, flo
     axes.set_ylim(0, 1.02)
     axes.set_xlabel("recall")
     axes.set_ylabel("precision (COCO interpolated)")
-    axes.set_title(title)
+    axes.set_title(textwrap.fill(title, 70))
     axes.grid(alpha=0.3)
     if curves:
         axes.legend(fontsize="x-small", ncol=2 if len(curves) > 8 else 1)
@@ -113,7 +114,7 @@ def confusion_plot(matrix: np.ndarray, names: list[str], title: str, path: Path)
         if count:
             color = "white" if np.log1p(count) > 0.6 * limit else "black"
             axes.text(column, row, str(count), ha="center", va="center", fontsize="x-small", color=color)
-    axes.set_title(title, fontsize="medium")
+    axes.set_title(textwrap.fill(title, 70), fontsize="medium")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
