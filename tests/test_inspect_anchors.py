@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import demo_records
 
 from tfodkit import cli
 from tfodkit.anchor_fit.coverage import config_matcher, measure
@@ -16,8 +17,6 @@ from tfodkit.anchor_fit.search import DEFAULT_MAX_GROWTH
 from tfodkit.config.customize import PipelineChoices, new_pipeline
 from tfodkit.config.loader import check_pipeline, pipeline_text
 from tfodkit.config.overrides import apply_overrides
-from tfodkit.dataset import demo_data
-from tfodkit.dataset.convert import ConvertOptions, convert
 from tfodkit.model.builder import build_ssd
 
 TEMPLATES = ("ssd_mobilenet_v2_320x320", "ssd_mobilenet_v2_fpnlite_320x320")
@@ -26,11 +25,7 @@ NUM_IMAGES = 160  # 120 train images, about 430 digits
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("anchors")
-    demo_data.write_dataset(root / "demo", num_images=NUM_IMAGES, seed=0)
-    convert(ConvertOptions(images=root / "demo", annotations=root / "demo", out=root / "records",
-                           split={"train": 0.75, "val": 0.25}, seed=0, workers=1))
-    return root / "records"
+    return demo_records(tmp_path_factory.mktemp("anchors"), NUM_IMAGES, seed=0, split={"train": 0.75, "val": 0.25})
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,12 @@ import matplotlib.image
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import demo_records
 from test_trainer import TINY
 
 from tfodkit import label_map as label_maps
 from tfodkit.cli import main
 from tfodkit.config.templates import template_text
-from tfodkit.dataset import demo_data
-from tfodkit.dataset.convert import ConvertOptions, convert
 from tfodkit.evaluation.coco_metrics import CocoDetectionMetrics
 from tfodkit.experiments.plateau import Rule, find_plateau
 from tfodkit.experiments.report_val_curves import confusion_matrix, pr_curves
@@ -41,12 +40,9 @@ def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real `tfodkit sweep`: classification x localization weights {0.5, 1.0}^2 of a tiny SSD, 6 steps each,
     evaluated every 2, two runs at a time, on a 24-image demo set with train, val and test splits."""
     root = tmp_path_factory.mktemp("report")
-    demo_data.write_dataset(root / "demo", num_images=24, seed=3)
-    convert(ConvertOptions(images=root / "demo", annotations=root / "demo", out=root / "records",
-                           split={"train": 0.5, "val": 0.25, "test": 0.25}, seed=0, workers=1))
+    records = demo_records(root, 24, seed=3, split={"train": 0.5, "val": 0.25, "test": 0.25})
     pipeline = root / "pipeline.config"
-    pipeline.write_text(template_text("ssd_mobilenet_v2_320x320").replace("PATH_TO_BE_CONFIGURED",
-                                                                          str(root / "records")))
+    pipeline.write_text(template_text("ssd_mobilenet_v2_320x320").replace("PATH_TO_BE_CONFIGURED", str(records)))
     fixed = "\n".join(f"  {override.replace('=', ': ', 1)}" for override in TINY)
     sweep_file = root / "sweep.yaml"
     sweep_file.write_text(f"""name: sweep
