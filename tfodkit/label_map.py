@@ -10,6 +10,7 @@ from google.protobuf import text_format
 
 from tfodkit.errors import TfodkitError
 from tfodkit.protos import string_int_label_map_pb2
+from tfodkit.user_files import read_user_text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,8 +82,4 @@ def parse(text: str, source: str = "<label map>") -> LabelMap:
 def load(path: str | Path) -> LabelMap:
     """Read a label map file (`label_map.pbtxt`)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise TfodkitError(f"cannot read label map {path}: {error.strerror}") from None
-    return parse(text, source=str(path))
+    return parse(read_user_text(path, "label map"), source=str(path))

@@ -13,6 +13,7 @@ from tfodkit.config.field_check import field_problems
 from tfodkit.config.overrides import apply_overrides
 from tfodkit.errors import TfodkitError
 from tfodkit.protos import pipeline_pb2
+from tfodkit.user_files import read_user_text
 
 _POSITION = re.compile(r"^(\d+):(\d+) : ")
 
@@ -43,13 +44,7 @@ def check_pipeline(config: pipeline_pb2.TrainEvalPipelineConfig, source: str) ->
 def load_pipeline(path: str | Path, overrides: Sequence[str] = ()) -> pipeline_pb2.TrainEvalPipelineConfig:
     """Read, override and validate a pipeline.config file."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise TfodkitError(f"{path}: pipeline config not found") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise TfodkitError(f"{path}: cannot read pipeline config: {error}") from None
-    config = parse_pipeline_text(text, str(path))
+    config = parse_pipeline_text(read_user_text(path, "pipeline config"), str(path))
     apply_overrides(config, tuple(overrides))
     check_pipeline(config, str(path))
     return config

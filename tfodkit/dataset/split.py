@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from tfodkit.errors import TfodkitError
+from tfodkit.user_files import read_user_text
 
 _SPLIT_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
@@ -131,9 +132,6 @@ def parse_split_files(text: str) -> dict[str, Path]:
 
 def read_split_list(path: Path) -> list[tuple[int, str]]:
     """(line number, entry) for each non-blank, non-comment line of a split list file."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as error:
-        raise TfodkitError(f"cannot read split list {path}: {error.strerror}") from None
+    lines = read_user_text(path, "split list").splitlines()
     entries = [(number, line.strip()) for number, line in enumerate(lines, start=1)]
     return [(number, entry) for number, entry in entries if entry and not entry.startswith("#")]

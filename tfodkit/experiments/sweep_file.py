@@ -14,6 +14,7 @@ from tfodkit.config.customize import PipelineChoices
 from tfodkit.config.registry import CHECKPOINT_TYPES
 from tfodkit.config.templates import TEMPLATES
 from tfodkit.errors import TfodkitError
+from tfodkit.user_files import read_user_text
 
 TOP_KEYS = ("name", "base", "set", "grid", "runs", "scale_lr", "train")
 TEMPLATE_BASE_KEYS = ("template", "label_map", "train", "val", "fine_tune_checkpoint", "fine_tune_checkpoint_type",
@@ -67,12 +68,7 @@ def value_text(value: object) -> str:
 
 
 def _load_yaml(path: Path) -> dict:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise TfodkitError(f"{path}: sweep file not found") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise TfodkitError(f"{path}: cannot read sweep file: {error}") from None
+    text = read_user_text(path, "sweep file")
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as error:
