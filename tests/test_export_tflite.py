@@ -324,11 +324,15 @@ def test_metadata_names_the_outputs_labels_and_normalisation(pedestrian: dict):
         assert meta.ModelMetadata.ModelMetadataBufferHasIdentifier(buffer, 0)
         metadata = meta.ModelMetadataT.InitFromObj(meta.ModelMetadata.GetRootAsModelMetadata(buffer, 0))
         assert metadata.minParserVersion == b"1.2.0"
+        description = json.loads((path.parent / "model.json").read_text())
+        checkpoint = Path(description["checkpoint"])
+        # The checkpoint by name only: a deployed model carries no path of the machine that exported it.
+        assert metadata.description.decode().startswith(f"SSD exported by tfodkit from {checkpoint.name} (step ")
+        assert str(checkpoint.parent) not in metadata.description.decode()
         (subgraph,) = metadata.subgraphMetadata
         (image,) = subgraph.inputTensorMetadata
         assert image.content.contentProperties.colorSpace == meta.ColorSpaceType.RGB
         normalization = image.processUnits[0].options
-        description = json.loads((path.parent / "model.json").read_text())
         assert list(normalization.mean) == description["input"]["normalization"]["mean"][:1]
         assert list(normalization.std) == pytest.approx(description["input"]["normalization"]["std"][:1])
         if kind == "float":

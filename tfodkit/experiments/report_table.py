@@ -7,8 +7,6 @@ import dataclasses
 import statistics
 from pathlib import Path
 
-import tensorflow as tf
-
 from tfodkit.evaluation.coco_metrics import MAP_50
 from tfodkit.evaluation.loss_gap import LOSS_GAPS, TOTAL_LOSS
 from tfodkit.evaluation.summaries import STEPS_PER_SEC
@@ -16,9 +14,9 @@ from tfodkit.experiments.plateau import Plateau, Rule, find_plateau
 from tfodkit.experiments.report_runs import RunDir
 from tfodkit.evaluation.event_curves import Curves, Point, RunEvents, read_run_events
 from tfodkit.training.best_checkpoint import BEST_DIR
+from tfodkit.training.checkpoints import stored_step
 
 GAP = LOSS_GAPS[-1]  # Gap/eval_minus_train_total_loss
-STEP_VARIABLE = "step/.ATTRIBUTES/VARIABLE_VALUE"  # the global step in tfodkit's and the OD API's checkpoints
 # eval/ tags reported as they are: column key -> (tag, header).
 EVAL_COLUMNS: dict[str, tuple[str, str]] = {
     "map50": (MAP_50, "mAP@0.5"),
@@ -124,10 +122,9 @@ def checkpoint_steps(run_dir: Path) -> dict[int, str]:
     found = {}
     for index in run_dir.glob("*.index"):
         prefix = str(index.with_suffix(""))
-        try:
-            found[int(tf.train.load_variable(prefix, STEP_VARIABLE))] = prefix
-        except (tf.errors.OpError, ValueError):
-            continue  # not a training checkpoint with a step
+        step = stored_step(prefix)
+        if step is not None:  # else not a training checkpoint with a step
+            found[step] = prefix
     return found
 
 

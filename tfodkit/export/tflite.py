@@ -295,7 +295,8 @@ def export_tflite(
     converted = _finalize(convert(TFLiteDetectionModule(trained.model, options), representative), options)
     shape, dtype, normalization = input_normalization(converted)
     labels_text = "\n".join(labels) + "\n"
-    description = (f"SSD exported by tfodkit from {trained.prefix} (step {trained.step}); "
+    # The checkpoint's name, not its path: a deployed model carries no path of the machine that exported it.
+    description = (f"SSD exported by tfodkit from {Path(trained.prefix).name} (step {trained.step}); "
                    f"{'int8 with uint8 input' if representative is not None else 'float32'}")
     metadata = tflite_metadata.metadata_buffer(normalization, dtype == "uint8", description)
     model = tflite_metadata.embed_metadata(converted, metadata, {LABELS_FILE: labels_text.encode()})

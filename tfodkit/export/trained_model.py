@@ -20,6 +20,7 @@ from tfodkit.training.checkpoints import (
     TrainingCheckpoints,
     checkpoint_step,
     restore_for_evaluation,
+    stored_step,
 )
 from tfodkit.training.optimizers import build_optimizer
 
@@ -182,5 +183,6 @@ def load_trained_model(
     model = build_ssd(config)
     if any(name.startswith(tuple(PARTS.values())) for name in names):
         _load_od_api(prefix, model, config)
-        return TrainedModel(model, checkpoint_step(prefix), prefix)
+        step = stored_step(prefix)  # the OD API's ckpt-N counts saves, not steps
+        return TrainedModel(model, checkpoint_step(prefix) if step is None else step, prefix)
     return TrainedModel(model, _load_tfodkit(prefix, model, config, names), prefix)

@@ -92,12 +92,24 @@ class TrainingCheckpoints:
         return path
 
 
+STEP_VARIABLE = "step/.ATTRIBUTES/VARIABLE_VALUE"  # the global step in tfodkit's and the OD API's checkpoints
+
+
 def checkpoint_step(prefix: str) -> int:
     """The step number of a ckpt-<step> prefix."""
     try:
         return int(prefix.rsplit("-", 1)[1])
     except (IndexError, ValueError):
         raise TfodkitError(f"{prefix}: not a checkpoint prefix of the form ckpt-<step>") from None
+
+
+def stored_step(prefix: str) -> int | None:
+    """The global step a training checkpoint stores (its `step` variable), None when it stores none. The OD API
+    numbers its ckpt-N by save, not by step, so its step can only be read this way."""
+    try:
+        return int(tf.train.load_variable(prefix, STEP_VARIABLE))
+    except (tf.errors.OpError, ValueError):
+        return None
 
 
 def restore_for_evaluation(
