@@ -14,7 +14,7 @@ DEMO_STEPS ?= 1000
 DEMO_AUGMENTATION := 'train_config.data_augmentation_options[0]={ random_adjust_brightness { } }'
 
 
-.PHONY: install demo test bench bench-train bench-sweep protos clean
+.PHONY: install demo test bench bench-train bench-sweep bench-parity protos clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,12 @@ bench: $(STAMP) $(OD_API)/.installed
 # Long training runs of FPNLite and SSD on the demo set (5000 steps: 30-56 minutes per model on 2 CPU cores; not CI).
 bench-train: $(STAMP)
 	$(PY) bench/bench_train.py
+
+# Training parity with the real OD API (bench/bench_parity.py: both train each template 2000 steps with 2 seeds and
+# are evaluated alike; on 2 CPU cores about 40 minutes a 320x320 template and seed, hours at 640x640: pick with
+# `bench/bench_parity.py --templates`; not CI). Figures in docs/benchmarks.md.
+bench-parity: $(STAMP) $(OD_API)/.installed
+	$(PY) bench/bench_parity.py --docs docs/benchmarks.md --plots docs/parity
 
 # The demo sweep (sweeps/loss_weights.yaml: 8 runs) and its report, written to docs/experiments.md; after `make demo`.
 bench-sweep: $(STAMP)

@@ -80,8 +80,7 @@ WARMUP, CALLS, LOADS = 5, 50, 3
 THREADS = (1, 2)
 FLOAT_TOLERANCE, INT8_TOLERANCE = 0.01, 0.03
 SIDES = ("od_api", "tfodkit")
-# The run the accuracy section evaluates by default: `make bench-train`'s FPNLite run, else `make demo`'s.
-DEFAULT_RUNS = (TRAIN_OUT / "ssd_mobilenet_v2_fpnlite_320x320", ROOT / "runs" / "demo")
+DEMO_RUN = ROOT / "runs" / "demo"  # evaluated by the accuracy section when `make bench-train` left no run
 KINDS = ("float", "int8")
 # The accuracy section's TFLite post-processing: per-class NMS as the checkpoint's evaluation runs it, and the
 # export's default (one NMS over each anchor's best class, as the OD API's TFLite export defaults to).
@@ -377,9 +376,10 @@ def latency_report(rows: list[ModelRow]) -> str:
     return "\n".join(lines)
 
 
-def default_run() -> Path | None:
-    """The first of DEFAULT_RUNS that holds a checkpoint."""
-    return next((run for run in DEFAULT_RUNS if tf.train.latest_checkpoint(str(run))), None)
+def default_runs() -> list[Path]:
+    """The accuracy section's runs: every `make bench-train` run with a checkpoint, else `make demo`'s."""
+    trained = sorted(run for run in TRAIN_OUT.glob("*") if tf.train.latest_checkpoint(str(run)))
+    return trained or [run for run in [DEMO_RUN] if tf.train.latest_checkpoint(str(run))]
 
 
 def printed_map_50(output: str) -> float:
@@ -455,10 +455,10 @@ def accuracy_report(results: list[Accuracy]) -> str:
             tolerance = INT8_TOLERANCE if "int8" in name else FLOAT_TOLERANCE
             within = "yes" if abs(difference) <= tolerance else "no"
             lines.append(f"| {run} | {name} | {value:.3f} | {difference:+.3f} | {tolerance} | {within} |")
-    others = [_shown(result.model_dir) for result in results if result.model_dir != DEFAULT_RUNS[0]]
+    others = [_shown(result.model_dir) for result in results if TRAIN_OUT not in result.model_dir.parents]
     if others:
-        lines += ["", f"{', '.join(str(run) for run in others)}: not `make bench-train`'s FPNLite run but shorter "
-                      "ones (steps above): the figures show what export keeps of a model, not how good it can get."]
+        lines += ["", f"{', '.join(str(run) for run in others)}: not `make bench-train` runs but shorter ones "
+                      "(steps above): the figures show what export keeps of a model, not how good it can get."]
     return "\n".join(lines)
 
 
@@ -469,9 +469,9 @@ def main() -> int:
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS),
                         help="reference models of the latency section (default: both)")
     parser.add_argument("--model-dir", type=Path, nargs="+",
-                        help="the accuracy section's training runs (default: make bench-train's FPNLite run "
-                             f"{DEFAULT_RUNS[0].relative_to(ROOT)} if it has a checkpoint, else make demo's "
-                             f"{DEFAULT_RUNS[1].relative_to(ROOT)})")
+                        help="the accuracy section's training runs (default: every make bench-train run in "
+                             f"{TRAIN_OUT.relative_to(ROOT)} with a checkpoint, else make demo's "
+                             f"{DEMO_RUN.relative_to(ROOT)})")
     parser.add_argument("--pipeline", type=Path, nargs="+",
                         help="each run's pipeline.config (default: the one training wrote into the run's folder)")
     parser.add_argument("--docs", type=Path, help="write the results as sections of this Markdown file")
@@ -486,10 +486,10 @@ def main() -> int:
             rows.append(measure_model(od, name, records))
         publish(latency_report(rows), args.docs, "bench_export")
     if "accuracy" in args.sections:
-        model_dirs = args.model_dir or [run for run in [default_run()] if run]
+        model_dirs = args.model_dir or default_runs()
         if not model_dirs:
-            print("accuracy section skipped: no training run found in " + " or ".join(
-                str(run.relative_to(ROOT)) for run in DEFAULT_RUNS) + "; give --model-dir", file=sys.stderr)
+            print(f"accuracy section skipped: no training run found in {TRAIN_OUT.relative_to(ROOT)} or "
+                  f"{DEMO_RUN.relative_to(ROOT)}; give --model-dir", file=sys.stderr)
             return 0
         pipelines = args.pipeline or [model_dir / "pipeline.config" for model_dir in model_dirs]
         results = []

