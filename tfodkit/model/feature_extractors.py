@@ -13,6 +13,7 @@ import keras
 
 from tfodkit.model.hyperparams import ConvHyperparams
 from tfodkit.model.mobilenet_v2 import mobilenet_v2_backbone
+from tfodkit.model.upsampling import NearestNeighborUpsampling
 
 # The OD API's layout for SSD MobileNetV2: two backbone maps then four extra stride-2 layers.
 SSD_EXTRA_LAYER_DEPTHS = (512, 256, 256, 128)
@@ -144,10 +145,7 @@ def ssd_mobilenet_v2_fpn(
         residual = keras.layers.Conv2D(
             depth, 1, padding="same", name=f"projection_{level_index + 1}", **params.conv_kwargs(use_bias=True)
         )(features[level_index])
-        # Nearest-neighbour x2 by repetition, as the OD API's ops.nearest_neighbor_upsampling.
-        upsample = keras.layers.UpSampling2D(
-            2, interpolation="nearest", name=f"nearest_neighbor_upsampling_{level_index + 1}"
-        )
+        upsample = NearestNeighborUpsampling(2, name=f"nearest_neighbor_upsampling_{level_index + 1}")
         upsampled = upsample(outputs[-1])
         net = keras.layers.Add(name=f"top_down_add_{level_index + 1}")([upsampled, residual])
         for layer in _conv_block(params, config.use_depthwise, depth, 1, f"smoothing_{level_index + 1}"):
