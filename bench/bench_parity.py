@@ -21,7 +21,9 @@ interrupted is trained again from scratch, so that its wall times stay whole.
 
 The peer is patched in one place, in the OD API's training process only: tf_slim 1.1.0's data decoder calls
 control_flow_ops.case and control_flow_ops.cond, which TensorFlow 2.21 moved to control_flow_case.case and
-cond.cond; the two names are put back on control_flow_ops before the OD API is imported.
+cond.cond; the two names are put back on control_flow_ops before the OD API is imported. Both processes import
+tfodkit, so both run with its TensorFlow settings (oneDNN on; grappler's remapper off, which does not change
+training speed: docs/benchmarks.md).
 """
 
 from __future__ import annotations
