@@ -65,8 +65,9 @@ bench-train: $(STAMP)
 	$(PY) bench/bench_train.py
 
 # Training parity with the real OD API (bench/bench_parity.py: both train each template 2000 steps with 2 seeds and
-# are evaluated alike; on 2 CPU cores about 40 minutes a 320x320 template and seed, hours at 640x640: pick with
-# `bench/bench_parity.py --templates`; not CI). Figures in docs/benchmarks.md.
+# are evaluated alike, beside a third tfodkit run with the practitioner's changes; on 2 CPU cores about an hour a
+# 320x320 template and seed, hours at 640x640: pick with `bench/bench_parity.py --templates`; not CI).
+# Figures in docs/benchmarks.md.
 bench-parity: $(STAMP) $(OD_API)/.installed
 	$(PY) bench/bench_parity.py --docs docs/benchmarks.md --plots docs/parity
 

