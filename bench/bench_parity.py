@@ -344,8 +344,8 @@ def beyond_lines(results: dict[tuple[str, int], dict[str, Side]], tuned: dict[st
              "mirror-symmetric) and the anchors `tfodkit inspect-anchors` suggests for the training records "
              "(its search, run by the benchmark). Overrides:", ""]
     lines += [f"- {template}: " + ", ".join(f"`{item}`" for item in overrides) for template, overrides in tuned.items()]
-    lines += ["", "| template | seed | final mAP@0.5 OD API (template) | tfodkit (template) | tfodkit tuned | tuned minus "
-              "OD API | mAP small OD API | tfodkit | tuned | AR@100 OD API | tuned | wall min tuned |",
+    lines += ["", "| template | seed | final mAP@0.5 OD API (template) | tfodkit (template) | tfodkit tuned | "
+              "tuned minus OD API | mAP small OD API | tfodkit | tuned | AR@100 OD API | tuned | wall min tuned |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for (template, seed), pair in results.items():
         if TUNED not in pair:

@@ -127,6 +127,21 @@ def test_unsupported_fields_are_rejected_by_name(old: str, new: str, field: str)
         build_ssd(_config(SMALL_SSD.replace(old, new)))
 
 
+def test_builder_and_config_loader_reject_the_same_fields_in_the_same_words() -> None:
+    """One source of truth: what build_ssd rejects is what check_pipeline (load_pipeline's check) reports."""
+    from tfodkit.config.loader import check_pipeline
+
+    config = _config(SMALL_SSD.replace("num_classes: 3", "num_classes: 3 add_background_class: false").replace(
+        "max_total_detections: 20 }", "max_total_detections: 20 use_class_agnostic_nms: true }"))
+    with pytest.raises(TfodkitError) as loader_error:
+        check_pipeline(config, "config")
+    with pytest.raises(TfodkitError) as builder_error:
+        build_ssd(config)
+    reported = [line.strip() for line in str(loader_error.value).splitlines()[1:]]
+    assert len(reported) == 2 and all(line.startswith("model.ssd.") for line in reported)
+    assert [line.strip() for line in str(builder_error.value).splitlines()[1:]] == reported
+
+
 @pytest.mark.skipif(not CONFIGS.is_dir(), reason=f"OD API zoo configs not found at {CONFIGS}")
 @pytest.mark.parametrize(
     "name, anchors",

@@ -9,7 +9,8 @@ from tfodkit.protos import pipeline_pb2, pipeline_train_pb2
 SSD_MOBILENET_V2_FEATURE_MAPS = 6
 
 
-def _model_problems(ssd: pipeline_pb2.Ssd) -> list[str]:
+def model_problems(ssd: pipeline_pb2.Ssd) -> list[str]:
+    """The rules between model.ssd's fields: extractor, FPN levels, anchor generator, matcher thresholds."""
     problems = []
     prefix = "model.ssd"
     extractor = ssd.feature_extractor
@@ -92,7 +93,7 @@ def consistency_problems(config: pipeline_pb2.TrainEvalPipelineConfig) -> list[s
     """Problems that no single field shows on its own, as `field.path: problem` lines."""
     problems = []
     if config.model.HasField("ssd"):
-        problems.extend(_model_problems(config.model.ssd))
+        problems.extend(model_problems(config.model.ssd))
     if config.HasField("train_config"):
         problems.extend(_schedule_problems(config.train_config))
         problems.extend(_checkpoint_problems(config.train_config))

@@ -112,8 +112,9 @@ def _check_message(message: Message, path: str, problems: list[str]) -> None:
             problems.extend(_value_problems(field_path, field, rule, value))
 
 
-def field_problems(config: Message) -> list[str]:
-    """Every unsupported, missing or out-of-range field of `config`, as `field.path: problem` lines."""
+def field_problems(config: Message, path: str = "") -> list[str]:
+    """Every unsupported, missing or out-of-range field of `config` (a whole pipeline config, or the message at
+    `path` in one), as `field.path: problem` lines."""
     problems: list[str] = []
-    _check_message(config, "", problems)
+    _check_message(config, path, problems)
     return problems

@@ -57,6 +57,11 @@ def split_records(config: pipeline_pb2.TrainEvalPipelineConfig | None, split: st
     return [str(manifests[0].parent / name) for name in shards]
 
 
+def eval_max_boxes(config: pipeline_pb2.TrainEvalPipelineConfig | None) -> int | None:
+    """The ground-truth boxes per image the eval input pipeline keeps (None: no config, or no eval reader)."""
+    return config.eval_input_reader[0].max_number_of_boxes if config and config.eval_input_reader else None
+
+
 def detect_records(
     detector: Detector, files: list[str], max_boxes: int | None, visualization: VisualizationOptions
 ) -> tuple[CocoDetectionMetrics, list[np.ndarray]]:
@@ -102,7 +107,7 @@ def evaluate_model(
     model_dir/eval at the detector's step, with in-process evaluation's tags (no Loss/* or Gap/*: an exported
     model has no losses). The config, when given, sets the ground truth's max_number_of_boxes and the pictures'
     eval_config options."""
-    max_boxes = config.eval_input_reader[0].max_number_of_boxes if config and config.eval_input_reader else None
+    max_boxes = eval_max_boxes(config)
     visualization = VisualizationOptions.from_eval_config(config.eval_config) if config else VisualizationOptions()
     metrics, drawn = detect_records(detector, files, max_boxes, visualization)
     values = metrics.compute()

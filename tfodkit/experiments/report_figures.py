@@ -9,12 +9,13 @@ from pathlib import Path
 from tfodkit.config.loader import load_pipeline
 from tfodkit.errors import TfodkitError
 from tfodkit.evaluation.coco_metrics import MAP_50, PER_CLASS_AP_50_PREFIX
-from tfodkit.evaluation.exported_model import ModelEvaluation, split_records
-from tfodkit.experiments.report_checkpoint import CheckpointDetector, detect_split
+from tfodkit.evaluation.exported_model import ModelEvaluation, detect_records, eval_max_boxes, split_records
+from tfodkit.evaluation.images import VisualizationOptions
 from tfodkit.experiments.report_plots import per_class_plot
 from tfodkit.experiments.report_table import RunRow
 from tfodkit.experiments.report_test_split import evaluate_test_split
 from tfodkit.experiments.report_val_curves import confusion_matrix, confusion_plot, pr_curves, pr_plot
+from tfodkit.export.checkpoint_detector import CheckpointDetector
 from tfodkit.training.trainer import PIPELINE_FILE
 
 
@@ -44,7 +45,8 @@ def _checkpoint_figures(row: RunRow, figures: Figures, out: Path, score_threshol
     config = load_pipeline(config_path)
     detector = CheckpointDetector(config, best.checkpoint)
     figures.checkpoint, figures.step = best.checkpoint, detector.step
-    metrics = detect_split(detector, config, split_records(config, "val"))
+    metrics, _ = detect_records(detector, split_records(config, "val"), eval_max_boxes(config),
+                                VisualizationOptions(num_visualizations=0))
     values = metrics.compute()
     figures.val_map_50 = values[MAP_50]
     aps = {tag.removeprefix(PER_CLASS_AP_50_PREFIX): value for tag, value in values.items()

@@ -1,9 +1,12 @@
-"""pipeline.config `model { ssd { ... } }` -> SSD model; every field is honoured or rejected by name."""
+"""pipeline.config `model { ssd { ... } }` -> SSD model; fields the support registry rejects fail by name first."""
 
 from __future__ import annotations
 
 from google.protobuf.message import Message
 
+from tfodkit.config.consistency import model_problems
+from tfodkit.config.field_check import field_problems
+from tfodkit.config.registry import FPN_FEATURE_EXTRACTORS
 from tfodkit.errors import TfodkitError
 from tfodkit.model import box_predictors, feature_extractors
 from tfodkit.model.anchors import MultiscaleAnchorGenerator, SsdAnchorGenerator, ssd_box_specs
@@ -17,22 +20,8 @@ from tfodkit.model.ssd import SSD
 from tfodkit.model.target_assigner import TargetAssigner
 from tfodkit.protos import pipeline_pb2
 
-SSD_EXTRACTORS = ("ssd_mobilenet_v2_keras", "ssd_mobilenet_v2")  # the TF1 name builds the same network
-FPN_EXTRACTORS = ("ssd_mobilenet_v2_fpn_keras",)
 _ACTIVATIONS = {"NONE": "none", "RELU": "relu", "RELU_6": "relu6", "SWISH": "swish"}
 _HARD_MINER_LOSS_TYPES = {"BOTH": "both", "CLASSIFICATION": "cls", "LOCALIZATION": "loc"}
-
-
-def _reject_unsupported(message: Message, path: str, supported: set[str]) -> None:
-    """Fail on any field set away from its default that this builder does not implement."""
-    for field, value in message.ListFields():
-        if field.name in supported:
-            continue
-        is_default = not field.is_repeated and field.message_type is None and value == field.default_value
-        if not is_default:
-            is_enum = field.enum_type is not None and not field.is_repeated
-            shown = field.enum_type.values_by_number[value].name if is_enum else repr(value)
-            raise TfodkitError(f"{path}.{field.name}: {shown} is not supported by tfodkit's SSD builder")
 
 
 def _enum_name(message: Message, field: str) -> str:
@@ -42,7 +31,6 @@ def _enum_name(message: Message, field: str) -> str:
 
 def conv_hyperparams(config: Message, path: str, freeze_batchnorm: bool = False) -> ConvHyperparams:
     """`Hyperparams` proto -> ConvHyperparams."""
-    _reject_unsupported(config, path, {"regularizer", "initializer", "activation", "batch_norm", "force_use_bias"})
     l2_weight = l1_weight = None
     kind = config.regularizer.WhichOneof("regularizer_oneof")
     if kind == "l2_regularizer":
@@ -81,19 +69,12 @@ def image_resizer(ssd: Message) -> FixedShapeResizer:
     if kind != "fixed_shape_resizer":
         raise TfodkitError(f"model.ssd.image_resizer: {kind or 'nothing'} is not supported; use fixed_shape_resizer")
     config = ssd.image_resizer.fixed_shape_resizer
-    _reject_unsupported(config, "model.ssd.image_resizer.fixed_shape_resizer", {"height", "width", "resize_method"})
     return FixedShapeResizer(config.height, config.width, _enum_name(config, "resize_method"))
 
 
 def _feature_extractor(ssd: Message, image_shape: tuple[int, int]):
     config = ssd.feature_extractor
     path = "model.ssd.feature_extractor"
-    _reject_unsupported(
-        config,
-        path,
-        {"type", "depth_multiplier", "min_depth", "conv_hyperparams", "pad_to_multiple", "use_depthwise",
-         "override_base_feature_extractor_hyperparams", "fpn", "num_layers"},
-    )
     options = feature_extractors.FeatureExtractorConfig(
         depth_multiplier=config.depth_multiplier,
         min_depth=config.min_depth,
@@ -102,28 +83,15 @@ def _feature_extractor(ssd: Message, image_shape: tuple[int, int]):
         use_depthwise=config.use_depthwise,
         pad_to_multiple=config.pad_to_multiple,
     )
-    if config.type in SSD_EXTRACTORS:
-        if config.HasField("fpn"):
-            raise TfodkitError(f"{path}.fpn: not used by {config.type}; remove it or use ssd_mobilenet_v2_fpn_keras")
+    # The registry allows these types only; its consistency rules have checked fpn against the type and the anchors.
+    if config.type not in FPN_FEATURE_EXTRACTORS:  # ssd_mobilenet_v2(_keras): one network under two names
         if config.num_layers != 6:
             raise TfodkitError(f"{path}.num_layers: {config.type} always has 6 feature maps")
         return feature_extractors.ssd_mobilenet_v2(options, image_shape)
-    if config.type in FPN_EXTRACTORS:
-        fpn = config.fpn
-        anchors = ssd.anchor_generator.multiscale_anchor_generator
-        if ssd.anchor_generator.HasField("multiscale_anchor_generator") and (
-            (anchors.min_level, anchors.max_level) != (fpn.min_level, fpn.max_level)
-        ):
-            raise TfodkitError(
-                "model.ssd.anchor_generator.multiscale_anchor_generator: "
-                f"levels {anchors.min_level}..{anchors.max_level}"
-                f" differ from {path}.fpn levels {fpn.min_level}..{fpn.max_level}"
-            )
-        return feature_extractors.ssd_mobilenet_v2_fpn(
-            options, image_shape, fpn.min_level, fpn.max_level, fpn.additional_layer_depth
-        )
-    known = ", ".join(SSD_EXTRACTORS + FPN_EXTRACTORS)
-    raise TfodkitError(f"{path}.type: {config.type!r} is not supported (known: {known})")
+    fpn = config.fpn
+    return feature_extractors.ssd_mobilenet_v2_fpn(
+        options, image_shape, fpn.min_level, fpn.max_level, fpn.additional_layer_depth
+    )
 
 
 def anchor_generator(ssd: Message) -> SsdAnchorGenerator | MultiscaleAnchorGenerator:
@@ -133,7 +101,6 @@ def anchor_generator(ssd: Message) -> SsdAnchorGenerator | MultiscaleAnchorGener
     path = f"model.ssd.anchor_generator.{kind}"
     if kind == "ssd_anchor_generator":
         gen = config.ssd_anchor_generator
-        _reject_unsupported(gen, path, {f.name for f in gen.DESCRIPTOR.fields})
         if len(gen.height_stride) != len(gen.width_stride) or len(gen.height_offset) != len(gen.width_offset):
             raise TfodkitError(f"{path}: height_/width_stride and height_/width_offset must come in pairs")
         specs = ssd_box_specs(
@@ -148,7 +115,6 @@ def anchor_generator(ssd: Message) -> SsdAnchorGenerator | MultiscaleAnchorGener
         )
     if kind == "multiscale_anchor_generator":
         gen = config.multiscale_anchor_generator
-        _reject_unsupported(gen, path, {f.name for f in gen.DESCRIPTOR.fields})
         return MultiscaleAnchorGenerator(
             gen.min_level, gen.max_level, gen.anchor_scale, tuple(float(r) for r in gen.aspect_ratios),
             gen.scales_per_octave, gen.normalize_coordinates,
@@ -162,7 +128,6 @@ def _box_predictor(ssd: Message, feature_shapes, anchors_per_location):
     path = f"model.ssd.box_predictor.{kind}"
     if kind == "convolutional_box_predictor":
         pred = config.convolutional_box_predictor
-        _reject_unsupported(pred, path, {f.name for f in pred.DESCRIPTOR.fields} - {"apply_sigmoid_to_scores"})
         options = box_predictors.ConvolutionalBoxPredictorConfig(
             hyperparams=conv_hyperparams(pred.conv_hyperparams, path + ".conv_hyperparams", ssd.freeze_batchnorm),
             min_depth=pred.min_depth,
@@ -180,7 +145,6 @@ def _box_predictor(ssd: Message, feature_shapes, anchors_per_location):
         )
     if kind == "weight_shared_convolutional_box_predictor":
         pred = config.weight_shared_convolutional_box_predictor
-        _reject_unsupported(pred, path, {f.name for f in pred.DESCRIPTOR.fields})
         clip = None
         if pred.HasField("box_encodings_clip_range"):
             clip = (pred.box_encodings_clip_range.min, pred.box_encodings_clip_range.max)
@@ -229,11 +193,6 @@ def matcher(ssd: Message) -> ArgMaxMatcher:
 def _loss(ssd: Message, code_size: int) -> SsdLoss:
     config = ssd.loss
     path = "model.ssd.loss"
-    _reject_unsupported(
-        config, path,
-        {"localization_loss", "classification_loss", "hard_example_miner", "classification_weight",
-         "localization_weight"},
-    )
     loc_kind = config.localization_loss.WhichOneof("localization_loss")
     if loc_kind != "weighted_smooth_l1":
         raise TfodkitError(
@@ -279,10 +238,6 @@ def _loss(ssd: Message, code_size: int) -> SsdLoss:
 def _nms(ssd: Message) -> tuple[NmsConfig, str, float]:
     post = ssd.post_processing
     nms = post.batch_non_max_suppression
-    _reject_unsupported(
-        nms, "model.ssd.post_processing.batch_non_max_suppression",
-        {"score_threshold", "iou_threshold", "max_detections_per_class", "max_total_detections", "soft_nms_sigma"},
-    )
     try:
         config = NmsConfig(
             nms.score_threshold, nms.iou_threshold, nms.max_detections_per_class, nms.max_total_detections,
@@ -297,16 +252,12 @@ def build_ssd(pipeline_config: pipeline_pb2.TrainEvalPipelineConfig) -> SSD:
     """Build the SSD a pipeline.config describes (weights freshly initialised, ready to load or train)."""
     if pipeline_config.model.WhichOneof("model") != "ssd":
         raise TfodkitError("model: only `ssd { ... }` models are supported")
+    # The support registry (config/registry.py) and the rules between model fields, as load_pipeline checks them.
+    problems = field_problems(pipeline_config.model, "model") or model_problems(pipeline_config.model.ssd)
+    if problems:
+        listing = "\n".join(f"  {problem}" for problem in problems)
+        raise TfodkitError(f"model: {len(problems)} setting(s) tfodkit's SSD builder cannot honour:\n{listing}")
     ssd = pipeline_config.model.ssd
-    _reject_unsupported(
-        ssd, "model.ssd",
-        {"num_classes", "image_resizer", "feature_extractor", "box_coder", "matcher", "similarity_calculator",
-         "box_predictor", "anchor_generator", "post_processing", "normalize_loss_by_num_matches", "loss",
-         "encode_background_as_zeros", "negative_class_weight", "normalize_loc_loss_by_codesize",
-         "inplace_batchnorm_update", "freeze_batchnorm"},
-    )
-    if ssd.num_classes < 1:
-        raise TfodkitError("model.ssd.num_classes: must be at least 1")
     # The cheap parts first, so a config error surfaces before any network is built.
     resizer = image_resizer(ssd)
     box_coder = _box_coder(ssd)

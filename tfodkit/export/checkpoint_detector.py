@@ -1,4 +1,4 @@
-"""A run's checkpoint run on a split's TFRecords through the export's detection path, its metrics accumulated."""
+"""A training checkpoint as a Detector: run through the SavedModel export's serving function in memory."""
 
 from __future__ import annotations
 
@@ -9,9 +9,6 @@ import numpy as np
 import tensorflow as tf
 
 from tfodkit import label_map as label_maps
-from tfodkit.evaluation.coco_metrics import CocoDetectionMetrics
-from tfodkit.evaluation.exported_model import detect_records
-from tfodkit.evaluation.images import VisualizationOptions
 from tfodkit.export.runtime import SAVED_MODEL_OUTPUTS, Detections, Detector, valid_detections
 from tfodkit.export.saved_model import detection_function, label_map_path
 from tfodkit.export.trained_model import load_trained_model
@@ -33,12 +30,3 @@ class CheckpointDetector(Detector):
             outputs = self._serve(tf.constant(image[np.newaxis]))
             results.append(valid_detections(*(outputs[name][0].numpy() for name in SAVED_MODEL_OUTPUTS)))
         return results
-
-
-def detect_split(detector: Detector, config: pipeline_pb2.TrainEvalPipelineConfig,
-                 files: list[str]) -> CocoDetectionMetrics:
-    """The detector on every record of `files`, with ground truth as evaluation reads it (its first
-    max_number_of_boxes boxes): the accumulated ground truth and detections, ready for compute()."""
-    max_boxes = config.eval_input_reader[0].max_number_of_boxes if config.eval_input_reader else None
-    metrics, _ = detect_records(detector, files, max_boxes, VisualizationOptions(num_visualizations=0))
-    return metrics
