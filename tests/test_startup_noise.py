@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import tensorflow as tf
 
 from tfodkit.startup_noise import is_noise, quiet_tensorflow_start
@@ -32,12 +33,18 @@ def test_captured_stderr_keeps_everything_but_the_noise(capfd) -> None:
     assert err == "something the user must see\n"
 
 
-def test_a_command_on_a_cpu_machine_prints_no_cuinit_line(tmp_path) -> None:
+# inspect-tfrecord's module imports TensorFlow when it is imported; inspect-dataset's only inside the function
+# that reads records (a LabelImg folder needs no TensorFlow), after the command module's import.
+@pytest.mark.parametrize("command, error", [
+    ("inspect-tfrecord", "{bad}: record #0"),
+    ("inspect-dataset", "{bad} record #0: not a tf.train.Example with the OD API's keys (Could not parse example"),
+])
+def test_a_command_on_a_cpu_machine_prints_no_cuinit_line(tmp_path, command: str, error: str) -> None:
     env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
     bad = tmp_path / "bad.tfrecord"
     with tf.io.TFRecordWriter(str(bad)) as writer:
         writer.write(b"not a tf.train.Example")  # read by TensorFlow ops, so the device probe runs
-    result = subprocess.run([sys.executable, "-m", "tfodkit.cli", "inspect-tfrecord", str(bad)],
+    result = subprocess.run([sys.executable, "-m", "tfodkit.cli", command, str(bad)],
                             capture_output=True, text=True, env=env, timeout=300)
     assert "cuInit" not in result.stderr and "cuda" not in result.stderr.lower()
-    assert result.returncode == 1 and f"{bad}: record #0" in result.stderr  # the user's error still shows
+    assert result.returncode == 1 and error.format(bad=bad) in result.stderr  # the user's error still shows

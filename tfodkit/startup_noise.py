@@ -28,9 +28,11 @@ def is_noise(line: str) -> bool:
 
 @contextlib.contextmanager
 def quiet_tensorflow_start() -> Iterator[None]:
-    """Capture file descriptor 2 while the block imports TensorFlow; then, if it was imported, let it look for
-    devices (where the cuInit probe runs) still captured, and write back every captured line that is not noise.
-    TensorFlow's C++ INFO lines are off unless TF_CPP_MIN_LOG_LEVEL says otherwise."""
+    """Capture file descriptor 2 while the block runs (a command module's import), import TensorFlow and let it
+    look for devices (where the cuInit probe runs), then write back every captured line that is not noise.
+    TensorFlow is imported here whether or not the block imported it: command modules that import it only when
+    they need it (inside a function) would otherwise print its start-up lines later, uncaptured. TensorFlow's C++
+    INFO lines are off unless TF_CPP_MIN_LOG_LEVEL says otherwise."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     sys.stderr.flush()
     saved = os.dup(2)
@@ -38,8 +40,9 @@ def quiet_tensorflow_start() -> Iterator[None]:
         os.dup2(captured.fileno(), 2)
         try:
             yield
-            if "tensorflow" in sys.modules:
-                sys.modules["tensorflow"].config.list_physical_devices()
+            import tensorflow
+
+            tensorflow.config.list_physical_devices()
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)

@@ -21,6 +21,12 @@ HEADER_BYTES = 12  # uint64 length + uint32 masked CRC-32C of the length
 FOOTER_BYTES = 4  # uint32 masked CRC-32C of the data
 
 
+def op_error_text(error: tf.errors.OpError) -> str:
+    """An op's error message without TensorFlow's graph-function names and op suffix."""
+    text = re.sub(r"\[\[\{\{node [^}]*\}\}\]\]", "", error.message.split(" [Op:")[0])
+    return re.sub(r"\{\{[^}]*\}\}\s*", "", text).strip()
+
+
 @dataclasses.dataclass(frozen=True)
 class BadRecord:
     """One record that cannot be trained on, and why."""
@@ -104,7 +110,7 @@ class RecordChecker:
         try:
             values = {key: value.numpy() for key, value in self._decoder(tf.constant(data)).items()}
         except tf.errors.InvalidArgumentError as error:
-            message = re.sub(r"\{\{[^}]*\}\}\s*", "", error.message.split(" [Op:")[0]).strip()
+            message = op_error_text(error)
             if "image" in message.lower():
                 return [f"image {_filename(data)}: not decodable ({message})"]
             return [f"not a tf.train.Example with the OD API's keys ({message})"]

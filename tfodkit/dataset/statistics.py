@@ -144,8 +144,25 @@ def _record_file_statistics(path: Path, split: SplitStatistics, names_by_id: dic
                 boxes = np.stack([c[row] for c in coordinates], axis=1).astype(np.float64)
                 split.add_image(int(widths[row]), int(heights[row]), names, boxes)
             record += rows
-    except tf.errors.OpError as error:
-        raise TfodkitError(f"{path}: cannot read records after #{record}: {error.message}") from None
+    except tf.errors.OpError:
+        raise TfodkitError(_unreadable_record(path, record, spec)) from None
+
+
+def _unreadable_record(path: Path, start: int, spec: dict) -> str:
+    """Which record stopped the batched reader (at or after record #start), and why, as one line."""
+    import tensorflow as tf
+
+    from tfodkit.dataset.record_check import RecordChecker, op_error_text
+
+    framing = RecordChecker().check_file(path).framing_error
+    if framing is not None:
+        return framing.line()
+    for index, data in enumerate(tf.data.TFRecordDataset(str(path)).skip(start), start):
+        try:
+            tf.io.parse_example(tf.reshape(data, [1]), spec)
+        except tf.errors.InvalidArgumentError as error:
+            return f"{path} record #{index}: not a tf.train.Example with the OD API's keys ({op_error_text(error)})"
+    return f"{path}: cannot be read after record #{start}"
 
 
 def record_statistics(files: list[Path], label_map: LabelMap | None) -> DatasetStatistics:
