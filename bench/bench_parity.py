@@ -22,6 +22,9 @@ mirror-symmetric) and the anchors are those `tfodkit inspect-anchors` suggests f
 (its search, run here); same data, backbone, seed, steps and evaluation. Its mAP@0.5 is set against the OD API's
 on the unchanged template. `--no-tuned` leaves it out.
 
+`--val-and-test` evaluates every checkpoint of every side once more, on the val and test splits together (120
+images instead of 60), a second look with about half the sampling noise of one box in the val split.
+
 A side that finished is reused when the script runs again (parity_done.json in its folder); one that was
 interrupted is trained again from scratch, so that its wall times stay whole.
 
@@ -61,8 +64,10 @@ from tfodkit.anchor_fit.report import analyse  # noqa: E402
 from tfodkit.config.loader import load_pipeline, pipeline_text  # noqa: E402
 from tfodkit.config.overrides import apply_overrides  # noqa: E402
 from tfodkit.config.templates import TEMPLATES  # noqa: E402
+from tfodkit.protos import pipeline_pb2  # noqa: E402
 from tfodkit.evaluation.coco_metrics import MAP_50  # noqa: E402
 from tfodkit.evaluation.event_curves import read_run_events  # noqa: E402
+from tfodkit.evaluation.exported_model import split_records  # noqa: E402
 from tfodkit.evaluation.loss_gap import TOTAL_LOSS  # noqa: E402
 from tfodkit.evaluation.summaries import STEPS_PER_SEC  # noqa: E402
 
@@ -79,6 +84,7 @@ DONE = "parity_done.json"  # a finished side's launch and end times (epoch secon
 BACKBONE_DIR = "od_api_backbone"  # the backbone as the OD API's classification checkpoint, beside both runs
 BACKBONE_CHECKPOINT = "{}-1"  # what tf.train.Checkpoint.save writes first
 RESULTS = "parity_eval.json"  # the OD API side's evaluations: step -> metrics
+WIDE_RESULTS = "parity_eval_val_and_test.json"  # any side's evaluations on val and test together (--val-and-test)
 
 
 @dataclass
@@ -100,6 +106,7 @@ class Side:
     points: dict[int, Point]
     total_s: float
     steps_per_s: float  # median of the steps_per_sec both write to train/ (evaluations excluded)
+    wide_points: dict[int, Point]  # on val and test together (--val-and-test), else empty
 
 
 # --- the OD API's training process ---------------------------------------------------------------------------
@@ -155,17 +162,17 @@ def od_api_train(config_path: Path, model_dir: Path, backbone_file: Path, seed: 
 # --- evaluation ----------------------------------------------------------------------------------------------
 
 
-def evaluate_od_api(config_path: Path, model_dir: Path, launched: float) -> dict[int, Point]:
-    """Every OD API checkpoint of model_dir (except step 0) by tfodkit's Evaluator; wall time = the
-    checkpoint's write time since launch."""
+def evaluate_checkpoints(config: pipeline_pb2.TrainEvalPipelineConfig, model_dir: Path, launched: float,
+                         summaries_dir: Path) -> dict[int, Point]:
+    """Every training checkpoint of model_dir (the OD API's or tfodkit's, except step 0) by tfodkit's Evaluator on
+    the config's eval reader; wall time = the checkpoint's write time since launch."""
     from tfodkit.evaluation.summaries import Summaries
     from tfodkit.export.trained_model import load_trained_model
     from tfodkit.training.checkpoints import stored_step
     from tfodkit.training.evaluator import Evaluator
 
-    config = load_pipeline(config_path)
     points: dict[int, Point] = {}
-    summaries = Summaries(model_dir / "tfodkit_eval")
+    summaries = Summaries(summaries_dir)
     for index in sorted(model_dir.glob("ckpt-*.index"), key=lambda path: path.stat().st_mtime):
         prefix = str(index.with_suffix(""))
         if not stored_step(prefix):
@@ -175,9 +182,26 @@ def evaluate_od_api(config_path: Path, model_dir: Path, launched: float) -> dict
         points[trained.step] = Point(trained.step, evaluation.metrics[MAP_50], evaluation.metrics[AR_100],
                                      evaluation.metrics[MAP_SMALL], evaluation.losses[TOTAL_LOSS],
                                      index.stat().st_mtime - launched)
-        print(f"OD API {prefix} (step {trained.step}): {evaluation.line()}", flush=True)
+        print(f"{prefix} (step {trained.step}): {evaluation.line()}", flush=True)
     summaries.close()
     return points
+
+
+def cached_evaluations(path: Path, evaluate) -> dict[int, Point]:
+    """Evaluations read back from path, or made by evaluate() and written there."""
+    if path.is_file():
+        return {int(step): Point(**point) for step, point in json.loads(path.read_text(encoding="utf-8")).items()}
+    points = evaluate()
+    path.write_text(json.dumps({step: vars(point) for step, point in points.items()}), encoding="utf-8")
+    return points
+
+
+def val_and_test_config(config_path: Path) -> pipeline_pb2.TrainEvalPipelineConfig:
+    """The config with its eval reader reading the val and the test split (make-tfrecords' manifest)."""
+    config = load_pipeline(config_path)
+    files = split_records(config, "val") + split_records(config, "test")
+    config.eval_input_reader[0].tf_record_input_reader.input_path[:] = files
+    return config
 
 
 def tfodkit_points(model_dir: Path, launched: float) -> dict[int, Point]:
@@ -258,16 +282,18 @@ def run_pair(template: str, seed: int, records: Path, backbone: Path, args: argp
         dict(os.environ, TF_USE_LEGACY_KERAS="1"))
     launched = {side: tfodkit_train(side, configs[side], dirs[side], seed, args.eval_every)
                 for side in configs if side != "od_api"}
-    results = dirs["od_api"] / RESULTS
-    if results.is_file():
-        od_points = {int(step): Point(**point) for step, point in json.loads(results.read_text()).items()}
-    else:
-        od_points = evaluate_od_api(configs["tfodkit"], dirs["od_api"], od_launched)
-        results.write_text(json.dumps({step: vars(point) for step, point in od_points.items()}), encoding="utf-8")
-    totals = {side: json.loads((dirs[side] / DONE).read_text(encoding="utf-8")) for side in dirs}
-    points = {"od_api": od_points} | {side: tfodkit_points(dirs[side], launched[side]) for side in launched}
-    return {side: Side(points[side], totals[side]["ended"] - totals[side]["launched"], training_rate(dirs[side]))
+    launched["od_api"] = od_launched
+    points = {"od_api": cached_evaluations(dirs["od_api"] / RESULTS, lambda: evaluate_checkpoints(
+        load_pipeline(configs["tfodkit"]), dirs["od_api"], od_launched, dirs["od_api"] / "tfodkit_eval"))}
+    points |= {side: tfodkit_points(dirs[side], launched[side]) for side in dirs if side != "od_api"}
+    wide = {side: {} for side in dirs}
+    if args.val_and_test:
+        wide = {side: cached_evaluations(dirs[side] / WIDE_RESULTS, lambda side=side: evaluate_checkpoints(
+            val_and_test_config(configs[side]), dirs[side], launched[side], dirs[side] / "eval_val_and_test"))
             for side in dirs}
+    totals = {side: json.loads((dirs[side] / DONE).read_text(encoding="utf-8")) for side in dirs}
+    return {side: Side(points[side], totals[side]["ended"] - totals[side]["launched"], training_rate(dirs[side]),
+                       wide[side]) for side in dirs}
 
 
 def training_rate(model_dir: Path) -> float:
@@ -333,7 +359,23 @@ def pair_lines(template: str, seed: int, pair: dict[str, Side]) -> list[str]:
         parity = f"No evaluation from step {FROM_STEP} on: the parity target is not checked."
     lines += ["", f"{parity} Time to {timing}. Whole runs: OD API {theirs.total_s / 60:.1f} min, tfodkit "
               f"{ours.total_s / 60:.1f} min.", ""]
+    if theirs.wide_points:
+        lines += wide_lines(pair)
     return lines
+
+
+def wide_lines(pair: dict[str, Side]) -> list[str]:
+    """The same checkpoints on the val and test splits together (--val-and-test)."""
+    sides = [side for side in LABELS if side in pair]
+    steps = sorted(set.intersection(*(set(pair[side].wide_points) for side in sides)))
+    header = "| step | " + " | ".join(f"mAP@0.5 {LABELS[side]}" for side in sides) + " | tfodkit minus OD API |"
+    lines = ["The same checkpoints on the val and test splits together (120 images, `--val-and-test`):", "", header,
+             "|---" * header.count(" | ") + "|---|"]
+    for step in steps:
+        values = [pair[side].wide_points[step].map_50 for side in sides]
+        lines.append(f"| {step} | " + " | ".join(f"{value:.3f}" for value in values) +
+                     f" | {values[1] - values[0]:+.3f} |")
+    return lines + [""]
 
 
 def beyond_lines(results: dict[tuple[str, int], dict[str, Side]], tuned: dict[str, tuple[str, ...]]) -> list[str]:
@@ -461,6 +503,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=OUT, help=f"where the runs go (default {OUT.relative_to(ROOT)})")
     parser.add_argument("--no-tuned", action="store_true",
                         help="leave out the third run (tfodkit with brightness for flips and inspect-anchors' anchors)")
+    parser.add_argument("--val-and-test", action="store_true",
+                        help="also evaluate every checkpoint of every side on the val and test splits together")
     parser.add_argument("--docs", type=Path, help="write the results as a section of this Markdown file")
     parser.add_argument("--plots", type=Path, help="draw each template's curves as a PNG in this folder")
     parser.add_argument("--od-api-train", nargs=2, type=Path, metavar=("CONFIG", "MODEL_DIR"),
