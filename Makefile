@@ -69,7 +69,7 @@ bench-train: $(STAMP)
 # 320x320 template and seed, hours at 640x640: pick with `bench/bench_parity.py --templates`; not CI).
 # Figures in docs/benchmarks.md.
 bench-parity: $(STAMP) $(OD_API)/.installed
-	$(PY) bench/bench_parity.py --docs docs/benchmarks.md --plots docs/parity
+	$(PY) bench/bench_parity.py --val-and-test --docs docs/benchmarks.md --plots docs/parity
 
 # The demo sweep (sweeps/loss_weights.yaml: 8 runs) and its report, written to docs/experiments.md; after `make demo`.
 bench-sweep: $(STAMP)

@@ -131,7 +131,7 @@ def report(rows: list[Row], args: argparse.Namespace, peak_mib: float) -> str:
         )
     lines += [
         "",
-        f"Peak resident memory of the benchmark process (both models, both pipelines): {peak_mib:.0f} MiB. "
+        f"Peak resident memory of the benchmark process (every model, both pipelines): {peak_mib:.0f} MiB. "
         f"Machine: {len(os.sched_getaffinity(0))} CPU cores ({cpu_name()}), TensorFlow {tf.__version__}, Python "
         f"{platform.python_version()}.",
     ]

@@ -415,7 +415,8 @@ def report(results: dict[tuple[str, int], dict[str, Side]], args: argparse.Names
         "## Training parity with the real OD API",
         "",
         f"`make bench-parity` (= `.venv/bin/python bench/bench_parity.py --templates {' '.join(args.templates)} "
-        f"--seeds {' '.join(map(str, args.seeds))} --steps {args.steps} --eval-every {args.eval_every}`; the "
+        f"--seeds {' '.join(map(str, args.seeds))} --steps {args.steps} --eval-every {args.eval_every}"
+        f"{' --val-and-test' if args.val_and_test else ''}{' --no-tuned' if args.no_tuned else ''}`; the "
         "method in full is the script's docstring): each template rendered for the demo set (600 images, val "
         "split 60 images) and trained unchanged by the real OD API (`model_lib_v2.train_loop`: its own input "
         "pipeline, augmentation, training step and schedule, on tfodkit's TFRecords) and by `tfodkit train`, "
