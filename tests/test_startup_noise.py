@@ -48,3 +48,5 @@ def test_a_command_on_a_cpu_machine_prints_no_cuinit_line(tmp_path, command: str
                             capture_output=True, text=True, env=env, timeout=300)
     assert "cuInit" not in result.stderr and "cuda" not in result.stderr.lower()
     assert result.returncode == 1 and error.format(bad=bad) in result.stderr  # the user's error still shows
+    # ... as the only line: no TensorFlow warning above it, no graph-function names or op suffix inside it
+    assert result.stderr.count("\n") == 1 and "{{" not in result.stderr and "[Op:" not in result.stderr

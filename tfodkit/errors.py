@@ -1,5 +1,7 @@
 """Exceptions that carry a user-facing message naming the file, line or field at fault."""
 
+import re
+
 
 class TfodkitError(Exception):
     """An error caused by user input; the CLI prints its message and exits with code 1."""
@@ -29,3 +31,9 @@ class Interrupted(Exception):
     @property
     def exit_status(self) -> int:
         return 128 + self.signum
+
+
+def op_error_text(error: Exception) -> str:
+    """A TensorFlow op error's message (tf.errors.OpError) without its graph-function names, node and op suffix."""
+    text = re.sub(r"\[\[\{\{node [^}]*\}\}\]\]", "", getattr(error, "message", str(error)).split(" [Op:")[0])
+    return re.sub(r"\{\{[^}]*\}\}\s*", "", text).strip()

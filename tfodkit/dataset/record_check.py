@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import struct
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
@@ -15,16 +14,11 @@ from tfodkit.dataset import tf_example as keys
 from tfodkit.dataset.crc32c import crc32c, masked_crc32c
 from tfodkit.dataset.example_decoder import ExampleDecoder
 from tfodkit.dataset.record_reader import DecodedRecord
+from tfodkit.errors import op_error_text
 from tfodkit.label_map import LabelMap
 
 HEADER_BYTES = 12  # uint64 length + uint32 masked CRC-32C of the length
 FOOTER_BYTES = 4  # uint32 masked CRC-32C of the data
-
-
-def op_error_text(error: tf.errors.OpError) -> str:
-    """An op's error message without TensorFlow's graph-function names and op suffix."""
-    text = re.sub(r"\[\[\{\{node [^}]*\}\}\]\]", "", error.message.split(" [Op:")[0])
-    return re.sub(r"\{\{[^}]*\}\}\s*", "", text).strip()
 
 
 @dataclasses.dataclass(frozen=True)

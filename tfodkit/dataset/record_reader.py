@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfodkit.dataset.example_decoder import ExampleDecoder
-from tfodkit.errors import TfodkitError
+from tfodkit.errors import TfodkitError, op_error_text
 from tfodkit.label_map import LabelMap
 
 
@@ -77,6 +77,6 @@ def read_records(files: list[Path], label_map: LabelMap | None, limit: int | Non
                 )
                 index += 1
         except tf.errors.OpError as error:
-            raise TfodkitError(f"{path}: record #{index} cannot be read or decoded: {error.message}") from None
+            raise TfodkitError(f"{path}: record #{index} cannot be read or decoded: {op_error_text(error)}") from None
         if remaining is not None:
             remaining -= index

@@ -13,7 +13,7 @@ import numpy as np
 from tfodkit import label_map as label_maps
 from tfodkit.dataset import record_files
 from tfodkit.dataset.labelimg_xml import read_annotation
-from tfodkit.errors import TfodkitError
+from tfodkit.errors import TfodkitError, op_error_text
 from tfodkit.label_map import LabelMap
 from tfodkit.text_table import format_table
 
@@ -110,7 +110,8 @@ def _values_per_row(sparse: object, rows: int) -> list[np.ndarray]:
 
 
 def _record_file_statistics(path: Path, split: SplitStatistics, names_by_id: dict[int, str]) -> None:
-    # TensorFlow is imported here so that statistics of a LabelImg folder start without it.
+    # Imported here so that a library caller reading a LabelImg folder never loads TensorFlow (the CLI loads it at
+    # start-up anyway, inside its quiet start).
     import tensorflow as tf
 
     from tfodkit.dataset import tf_example as keys
@@ -152,7 +153,7 @@ def _unreadable_record(path: Path, start: int, spec: dict) -> str:
     """Which record stopped the batched reader (at or after record #start), and why, as one line."""
     import tensorflow as tf
 
-    from tfodkit.dataset.record_check import RecordChecker, op_error_text
+    from tfodkit.dataset.record_check import RecordChecker
 
     framing = RecordChecker().check_file(path).framing_error
     if framing is not None:

@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfodkit.dataset.example_decoder import ExampleDecoder
-from tfodkit.errors import TfodkitError
+from tfodkit.errors import TfodkitError, op_error_text
 from tfodkit.evaluation.coco_metrics import CocoDetectionMetrics
 from tfodkit.evaluation.images import VisualizationOptions, side_by_side
 from tfodkit.evaluation.summaries import Summaries
@@ -93,7 +93,7 @@ def detect_records(
                 drawn.append(side_by_side(image, {key: value[0] for key, value in detections.items()},
                                           labels["boxes"][0], labels["classes"][0], detector.names, visualization))
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
-        raise TfodkitError(f"{', '.join(files)}: cannot read the records: {error.message}") from None
+        raise TfodkitError(f"{', '.join(files)}: cannot read the records: {op_error_text(error)}") from None
     return metrics, drawn
 
 

@@ -20,7 +20,7 @@ from flatbuffers import flexbuffers
 from tfodkit import label_map as label_maps
 from tfodkit.config.loader import pipeline_text
 from tfodkit.dataset.example_decoder import ExampleDecoder
-from tfodkit.errors import TfodkitError
+from tfodkit.errors import TfodkitError, op_error_text
 from tfodkit.export import tflite_metadata
 from tfodkit.export.runtime import MODEL_JSON
 from tfodkit.export.saved_model import PIPELINE_FILE, label_map_path
@@ -170,7 +170,7 @@ def representative_images(pattern: str, count: int, resizer: FixedShapeResizer) 
     try:
         images = [preprocess(image[tf.newaxis], resizer).numpy() for image in dataset]
     except tf.errors.OpError as error:
-        raise TfodkitError(f"--representative {pattern!r}: cannot read the images ({error.message}); give "
+        raise TfodkitError(f"--representative {pattern!r}: cannot read the images ({op_error_text(error)}); give "
                            "TFRecords of tf.train.Examples as `tfodkit make-tfrecords` writes them") from None
     if not images:
         raise TfodkitError(f"--representative {pattern!r}: the {len(files)} matching file(s) hold no images")
