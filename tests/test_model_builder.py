@@ -140,6 +140,7 @@ def test_builder_and_config_loader_reject_the_same_fields_in_the_same_words() ->
     reported = [line.strip() for line in str(loader_error.value).splitlines()[1:]]
     assert len(reported) == 2 and all(line.startswith("model.ssd.") for line in reported)
     assert [line.strip() for line in str(builder_error.value).splitlines()[1:]] == reported
+    assert str(builder_error.value).splitlines()[0] == "model: 2 unsupported or invalid setting(s):"
 
 
 @pytest.mark.skipif(not CONFIGS.is_dir(), reason=f"OD API zoo configs not found at {CONFIGS}")

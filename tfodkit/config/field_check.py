@@ -6,6 +6,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from tfodkit.config.registry import FIELDS, REQUIRED_ONEOFS, FieldRule
+from tfodkit.errors import TfodkitError
 
 _PACKAGE = "tfodkit.protos."
 
@@ -118,3 +119,9 @@ def field_problems(config: Message, path: str = "") -> list[str]:
     problems: list[str] = []
     _check_message(config, path, problems)
     return problems
+
+
+def settings_error(source: str, problems: list[str]) -> TfodkitError:
+    """One error for `source` listing its problem lines (field_problems', consistency's), one per line."""
+    listing = "\n".join(f"  {problem}" for problem in problems)
+    return TfodkitError(f"{source}: {len(problems)} unsupported or invalid setting(s):\n{listing}")

@@ -9,7 +9,7 @@ from typing import Sequence
 from google.protobuf import text_format
 
 from tfodkit.config.consistency import consistency_problems
-from tfodkit.config.field_check import field_problems
+from tfodkit.config.field_check import field_problems, settings_error
 from tfodkit.config.overrides import apply_overrides
 from tfodkit.errors import TfodkitError
 from tfodkit.protos import pipeline_pb2
@@ -37,8 +37,7 @@ def check_pipeline(config: pipeline_pb2.TrainEvalPipelineConfig, source: str) ->
     if not problems:
         problems = consistency_problems(config)
     if problems:
-        listing = "\n".join(f"  {problem}" for problem in problems)
-        raise TfodkitError(f"{source}: {len(problems)} unsupported or invalid setting(s):\n{listing}")
+        raise settings_error(source, problems)
 
 
 def load_pipeline(path: str | Path, overrides: Sequence[str] = ()) -> pipeline_pb2.TrainEvalPipelineConfig:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from google.protobuf.message import Message
 
 from tfodkit.config.consistency import model_problems
-from tfodkit.config.field_check import field_problems
+from tfodkit.config.field_check import field_problems, settings_error
 from tfodkit.config.registry import FPN_FEATURE_EXTRACTORS
 from tfodkit.errors import TfodkitError
 from tfodkit.model import box_predictors, feature_extractors
@@ -255,8 +255,7 @@ def build_ssd(pipeline_config: pipeline_pb2.TrainEvalPipelineConfig) -> SSD:
     # The support registry (config/registry.py) and the rules between model fields, as load_pipeline checks them.
     problems = field_problems(pipeline_config.model, "model") or model_problems(pipeline_config.model.ssd)
     if problems:
-        listing = "\n".join(f"  {problem}" for problem in problems)
-        raise TfodkitError(f"model: {len(problems)} setting(s) tfodkit's SSD builder cannot honour:\n{listing}")
+        raise settings_error("model", problems)
     ssd = pipeline_config.model.ssd
     # The cheap parts first, so a config error surfaces before any network is built.
     resizer = image_resizer(ssd)
