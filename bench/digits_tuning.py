@@ -1,0 +1,46 @@
+"""What a practitioner changes in a template for the digits demo set, shared by bench_train and bench_parity.
+
+Two changes (docs/benchmarks.md has the reasons): digits are not mirror-symmetric, so the templates'
+random_horizontal_flip (their first augmentation) becomes a brightness jitter; and the anchors become the ones
+`tfodkit inspect-anchors` suggests for the config's training records. The suggestion is the anchor search's result
+on the rendered template, deterministic for a given config and records, so it is cached beside the records (keyed
+by the config's text and the records' sizes) instead of searched again on every run (about a minute of CPU).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from bench.bench_inputs import template_config
+from tfodkit.anchor_fit.report import analyse
+from tfodkit.config.loader import pipeline_text
+
+DIGITS_FLIP = "train_config.data_augmentation_options[0]={ random_adjust_brightness { } }"
+CACHE = "anchor_suggestions.json"  # beside the records: config key -> the suggestion's --set overrides
+
+
+def _config_key(config_text: str, records: Path) -> str:
+    """A digest of the rendered config and of the training records' names and sizes."""
+    digest = hashlib.sha256(config_text.encode("utf-8"))
+    for record in sorted(records.glob("train-*.tfrecord")):
+        digest.update(f"{record.name}:{record.stat().st_size}".encode("utf-8"))
+    return digest.hexdigest()
+
+
+def suggested_anchors(template: str, records: Path) -> tuple[str, ...]:
+    """inspect-anchors' suggested anchor overrides for `template` rendered for `records` (searched once, cached)."""
+    config = template_config(template, records)
+    key = _config_key(pipeline_text(config), records)
+    cache = records / CACHE
+    known = json.loads(cache.read_text(encoding="utf-8")) if cache.is_file() else {}
+    if key not in known:
+        known[key] = list(analyse(config).suggestion.best.overrides)
+        cache.write_text(json.dumps(known, indent=1), encoding="utf-8")
+    return tuple(known[key])
+
+
+def tuned_overrides(template: str, records: Path) -> tuple[str, ...]:
+    """The practitioner's changes for the digits: brightness for flips, then inspect-anchors' anchors."""
+    return (DIGITS_FLIP,) + suggested_anchors(template, records)
