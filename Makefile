@@ -6,7 +6,6 @@ TFODKIT := $(VENV)/bin/tfodkit
 STAMP := $(VENV)/.installed
 # The real TF2 OD API, for bench/bench_od_api.py only: installed beside the venv's packages, not into them.
 OD_API := $(VENV)/od_api
-export TF_CPP_MIN_LOG_LEVEL ?= 2
 # `make demo` trains SSD MobileNetV2 (batch 8) for DEMO_STEPS: sized to finish, install included, within 15 minutes
 # on 2 CPU cores with a val mAP@0.5 above 0.5 (README says why this template and these settings).
 DEMO_STEPS ?= 1000

@@ -19,11 +19,10 @@ config_name() {
 }
 
 # run_tfodkit COMMAND ARGS...: replace the script by `tfodkit COMMAND ARGS...`, the project's virtual
-# environment's tfodkit when there is one, else tfodkit from PATH, with TensorFlow's C++ logging quietened.
+# environment's tfodkit when there is one, else tfodkit from PATH.
 run_tfodkit() {
     local tfodkit
     tfodkit="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.venv/bin/tfodkit"
     [[ -x $tfodkit ]] || tfodkit=tfodkit
-    export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
     exec "$tfodkit" "$@"
 }

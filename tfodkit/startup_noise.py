@@ -31,11 +31,7 @@ def quiet_tensorflow_start() -> Iterator[None]:
     """Capture file descriptor 2 while the block runs (a command module's import), import TensorFlow and let it
     look for devices (where the cuInit probe runs), then write back every captured line that is not noise.
     TensorFlow is imported here whether or not the block imported it: command modules that import it only when
-    they need it (inside a function) would otherwise print its start-up lines later, uncaptured. TensorFlow's C++
-    INFO and WARNING lines are off unless TF_CPP_MIN_LOG_LEVEL says otherwise: its warnings are about its own
-    internals (a bad record prints "OP_REQUIRES failed" and "Local rendezvous is aborting" above tfodkit's error
-    naming the record), and its errors still show."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    they need it (inside a function) would otherwise print its start-up lines later, uncaptured."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:
