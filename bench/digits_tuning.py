@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bench.bench_inputs import template_config
 from tfodkit.anchor_fit.report import analyse
+from tfodkit.anchor_fit.search import DEFAULT_MAX_GROWTH
 from tfodkit.config.loader import pipeline_text
 
 DIGITS_FLIP = "train_config.data_augmentation_options[0]={ random_adjust_brightness { } }"
@@ -22,8 +23,9 @@ CACHE = "anchor_suggestions.json"  # beside the records: config key -> the sugge
 
 
 def _config_key(config_text: str, records: Path) -> str:
-    """A digest of the rendered config and of the training records' names and sizes."""
+    """A digest of the rendered config, the search's anchor-count bound and the training records' names and sizes."""
     digest = hashlib.sha256(config_text.encode("utf-8"))
+    digest.update(f"max_growth={DEFAULT_MAX_GROWTH}".encode("utf-8"))
     for record in sorted(records.glob("train-*.tfrecord")):
         digest.update(f"{record.name}:{record.stat().st_size}".encode("utf-8"))
     return digest.hexdigest()

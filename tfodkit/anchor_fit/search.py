@@ -28,7 +28,7 @@ SCALES_PER_OCTAVE = (1, 2, 3, 4)
 RATIO_POOL = (0.2, 0.25, 0.3333, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0)
 MIN_GAIN = 0.005  # a move must match at least half a percent more of the boxes
 MAX_ROUNDS = 3
-DEFAULT_MAX_GROWTH = 1.5  # candidates may have at most this many times the config's anchors
+DEFAULT_MAX_GROWTH = 1.0  # candidates may have at most this many times the config's anchors (docs/anchors.md: why)
 FIELDS = {
     "ssd_anchor_generator": ("min_scale", "max_scale", "aspect_ratios"),
     "multiscale_anchor_generator": ("anchor_scale", "scales_per_octave", "aspect_ratios"),
