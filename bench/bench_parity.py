@@ -18,8 +18,8 @@ to the end of the in-process evaluation of that step (tfodkit: its evaluations c
 
 Beyond the OD API: a third run, tfodkit with the changes a practitioner makes for this dataset (docs/anchors.md,
 docs/benchmarks.md): the template's random_horizontal_flip becomes a brightness jitter (digits are not
-mirror-symmetric) and the anchors are those `tfodkit inspect-anchors` suggests for the config's training records
-(its search, run here); same data, backbone, seed, steps and evaluation. Its mAP@0.5 is set against the OD API's
+mirror-symmetric) and, in SSD-style templates, the anchors are those `tfodkit inspect-anchors` suggests for the
+config's training records (its search, run here; FPN templates keep theirs: bench/digits_tuning.py); same data, backbone, seed, steps and evaluation. Its mAP@0.5 is set against the OD API's
 on the unchanged template. `--no-tuned` leaves it out.
 
 `--val-and-test` evaluates every checkpoint of every side once more, on the val and test splits together (120
@@ -380,8 +380,9 @@ def beyond_lines(results: dict[tuple[str, int], dict[str, Side]], tuned: dict[st
     lines = ["### Beyond the OD API: tfodkit with a practitioner's changes", "",
              "Same data, backbone, seed, steps and evaluation as the pair above, trained by `tfodkit train` with "
              "the template's `random_horizontal_flip` replaced by a brightness jitter (digits are not "
-             "mirror-symmetric) and the anchors `tfodkit inspect-anchors` suggests for the training records "
-             "(its search, run by the benchmark once and cached beside the records). Overrides:", ""]
+             "mirror-symmetric) and, in SSD-style templates, the anchors `tfodkit inspect-anchors` suggests for the "
+             "training records (its search, run by the benchmark once and cached beside the records; FPN templates "
+             "keep theirs, bench/digits_tuning.py says why). Overrides:", ""]
     lines += [f"- {template}: " + ", ".join(f"`{item}`" for item in overrides) for template, overrides in tuned.items()]
     lines += ["", "| template | seed | final mAP@0.5 OD API (template) | tfodkit (template) | tfodkit tuned | "
               "tuned minus OD API | mAP small OD API | tfodkit | tuned | AR@100 OD API | tuned | wall min tuned |",
@@ -501,7 +502,7 @@ def main() -> int:
     parser.add_argument("--eval-every", type=int, default=500)
     parser.add_argument("--out", type=Path, default=OUT, help=f"where the runs go (default {OUT.relative_to(ROOT)})")
     parser.add_argument("--no-tuned", action="store_true",
-                        help="leave out the third run (tfodkit with brightness for flips and inspect-anchors' anchors)")
+                        help="leave out the third run (tfodkit with brightness for flips and, SSD-style, inspect-anchors' anchors)")
     parser.add_argument("--val-and-test", action="store_true",
                         help="also evaluate every checkpoint of every side on the val and test splits together")
     parser.add_argument("--finished-only", action="store_true",

@@ -2,7 +2,8 @@
 
 For each template: the demo set as `make demo` builds it (600 images, train/val/test 0.8/0.1/0.1, seed 0), a
 pipeline from `new-pipeline` with the offline pretrained MobileNetV2 backbone and a practitioner's changes for the
-digits (bench/digits_tuning.py: brightness for flips, inspect-anchors' anchors; `--template-only` leaves them out),
+digits (bench/digits_tuning.py: brightness for flips, inspect-anchors' anchors for SSD-style templates;
+`--template-only` leaves them out),
 then `tfodkit train` with periodic evaluation on the val split. The curves are read back from the run's TensorBoard event files (the tags users see)
 and summarised: mAP@0.5, AR@100, losses, the eval-minus-train gap, training steps/s, evaluation images/s, wall
 time and peak memory. Targets (issue 5): mAP@0.5 >= 0.90 for FPNLite and >= 0.85 for SSD-MobileNet-v2.
@@ -115,7 +116,7 @@ def finished_run(template: str, seed: int) -> Run:
 
 def run_overrides(template: str, records: Path, args: argparse.Namespace) -> tuple[str, ...]:
     """The --set overrides `template` is trained with: the digits tuning (brightness for flips, inspect-anchors'
-    anchors; none with --template-only), then --set."""
+    anchors for SSD-style templates; none with --template-only), then --set."""
     own = () if args.template_only else tuned_overrides(template, records)
     return own + tuple(args.set)
 
