@@ -118,11 +118,13 @@ def _suggestion_lines(fit: AnchorFit, config_path: str) -> list[str]:
                for g in fit.poorest()]
     lines.append("poorest groups: " + "; ".join(changes))
     flags = " ".join(f"--set {shlex.quote(override)}" for override in suggestion.best.overrides)
-    lines.append("apply (new-pipeline, train, inspect-pipeline and inspect-anchors take the same --set overrides):")
+    lines.append("try (new-pipeline, train, inspect-pipeline and inspect-anchors take the same --set overrides):")
     lines.append(f"  tfodkit train --pipeline_config_path {shlex.quote(config_path)} --model_dir RUN_DIR {flags}")
     lines.append("or write them into the config's anchor_generator. Changed aspect_ratios or scales_per_octave change "
                  "the box predictor's outputs per location: train from a backbone (classification) checkpoint, not "
                  "a detection one.")
+    lines.append("More boxes matched is not always a better model: compare a short run with and without them on mAP@0.5 "
+                 "(docs/anchors.md: on the digits demo set smaller FPN anchors trained worse).")
     return lines
 
 
