@@ -19,8 +19,8 @@ to the end of the in-process evaluation of that step (tfodkit: its evaluations c
 Beyond the OD API: a third run, tfodkit with the changes a practitioner makes for this dataset (docs/anchors.md,
 docs/benchmarks.md): the template's random_horizontal_flip becomes a brightness jitter (digits are not
 mirror-symmetric) and, in SSD-style templates, the anchors are those `tfodkit inspect-anchors` suggests for the
-config's training records (its search, run here; FPN templates keep theirs: bench/digits_tuning.py); same data, backbone, seed, steps and evaluation. Its mAP@0.5 is set against the OD API's
-on the unchanged template. `--no-tuned` leaves it out.
+config's training records (its search, run here; FPN templates keep theirs: bench/digits_tuning.py); same data,
+backbone, seed, steps and evaluation. Its mAP@0.5 is set against the OD API's on the unchanged template. `--no-tuned` leaves it out.
 
 `--val-and-test` evaluates every checkpoint of every side once more, on the val and test splits together (120
 images instead of 60), a second look with about half the sampling noise of one box in the val split.
@@ -502,7 +502,8 @@ def main() -> int:
     parser.add_argument("--eval-every", type=int, default=500)
     parser.add_argument("--out", type=Path, default=OUT, help=f"where the runs go (default {OUT.relative_to(ROOT)})")
     parser.add_argument("--no-tuned", action="store_true",
-                        help="leave out the third run (tfodkit with brightness for flips and, SSD-style, inspect-anchors' anchors)")
+                        help="leave out the third run (tfodkit with brightness for flips and, SSD-style, "
+                             "inspect-anchors' anchors)")
     parser.add_argument("--val-and-test", action="store_true",
                         help="also evaluate every checkpoint of every side on the val and test splits together")
     parser.add_argument("--finished-only", action="store_true",

@@ -20,6 +20,7 @@ from bench.bench_inputs import template_config
 from tfodkit.anchor_fit.report import analyse
 from tfodkit.anchor_fit.search import DEFAULT_MAX_GROWTH, generator_kind
 from tfodkit.config.loader import pipeline_text
+from tfodkit.protos import pipeline_pb2
 
 DIGITS_FLIP = "train_config.data_augmentation_options[0]={ random_adjust_brightness { } }"
 CACHE = "anchor_suggestions.json"  # beside the records: config key -> the suggestion's --set overrides
@@ -34,9 +35,8 @@ def _config_key(config_text: str, records: Path) -> str:
     return digest.hexdigest()
 
 
-def suggested_anchors(template: str, records: Path) -> tuple[str, ...]:
-    """inspect-anchors' suggested anchor overrides for `template` rendered for `records` (searched once, cached)."""
-    config = template_config(template, records)
+def suggested_anchors(config: pipeline_pb2.TrainEvalPipelineConfig, records: Path) -> tuple[str, ...]:
+    """inspect-anchors' suggested anchor overrides for a template rendered for `records` (searched once, cached)."""
     key = _config_key(pipeline_text(config), records)
     cache = records / CACHE
     known = json.loads(cache.read_text(encoding="utf-8")) if cache.is_file() else {}
@@ -49,6 +49,7 @@ def suggested_anchors(template: str, records: Path) -> tuple[str, ...]:
 def tuned_overrides(template: str, records: Path) -> tuple[str, ...]:
     """The practitioner's changes for the digits: brightness for flips, then (SSD-style anchors only)
     inspect-anchors' anchors."""
-    if generator_kind(template_config(template, records)) == "multiscale_anchor_generator":
+    config = template_config(template, records)
+    if generator_kind(config) == "multiscale_anchor_generator":
         return (DIGITS_FLIP,)
-    return (DIGITS_FLIP,) + suggested_anchors(template, records)
+    return (DIGITS_FLIP,) + suggested_anchors(config, records)
