@@ -56,6 +56,7 @@ bench: $(STAMP) $(OD_API)/.installed
 	$(PY) bench/bench_make_tfrecords.py
 	$(PY) bench/bench_models.py
 	$(PY) bench/bench_od_api.py
+	$(PY) bench/bench_step_parity.py
 	$(PY) bench/bench_inputs.py
 	$(PY) bench/bench_export.py
 

@@ -48,7 +48,7 @@ def _start_workers(tmp_path: Path, num_steps: int, checkpoint_every_n: int) -> t
                    "--model_dir", str(model_dir), "--checkpoint_every_n", str(checkpoint_every_n),
                    "--steps_per_call", "2", "--eval_every_n", "0", "--seed", "0", "--no_progress"]
         command += [arg for override in TINY for arg in ("--set", override)]
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1",
+        env = {**os.environ, "PYTHONUNBUFFERED": "1",
                "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
         logs.append(tmp_path / f"worker{index}.log")
         with logs[-1].open("w") as out:

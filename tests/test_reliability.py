@@ -87,7 +87,7 @@ def test_signal_saves_the_current_step_and_resumes(pipeline: Path, tmp_path: Pat
         # A shell's background job ignores SIGINT and a child inherits that: give the run the default disposition.
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
                                    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-                                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"})
+                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
         deadline = time.monotonic() + 300
         while not (tf.train.latest_checkpoint(str(model_dir)) or process.poll() is not None):
             assert time.monotonic() < deadline, log.read_text()[-3000:]
