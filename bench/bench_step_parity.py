@@ -48,6 +48,7 @@ from tfodkit.augmentation import Sample, build_augmentation  # noqa: E402
 from tfodkit.config.loader import pipeline_text  # noqa: E402
 from tfodkit.config.templates import TEMPLATES  # noqa: E402
 from tfodkit.export.trained_model import load_trained_model  # noqa: E402
+from tfodkit.protos import pipeline_pb2  # noqa: E402
 
 CROPS = ("ssd_random_crop", "random_crop_image")
 CROP_FIGURES = ("image share kept", "box share kept", "uncropped", "no box left")
@@ -68,15 +69,20 @@ class Row:
 
     def worst(self) -> float:
         """The largest relative difference of anything compared."""
-        loss_errors = [abs(ours - theirs) / max(abs(theirs), 1e-12) for theirs, ours in self.losses.values()]
+        loss_errors = [relative(ours, theirs) for theirs, ours in self.losses.values()]
         return max(loss_errors + [self.gradient_error, self.statistics_error])
 
 
+def relative(ours: float, theirs: float) -> float:
+    """|ours - theirs| / |theirs| (theirs, the OD API's, is the reference)."""
+    return abs(ours - theirs) / max(abs(theirs), 1e-12)
+
+
 def relative_error(theirs: list[tuple], ours: list[tuple]) -> float:
-    """Largest |a - b| / |b| over two sorted lists of (shape, value); infinite when the shapes differ."""
+    """Largest relative difference over two sorted lists of (shape, value); infinite when the shapes differ."""
     if len(theirs) != len(ours) or [shape for shape, _ in theirs] != [shape for shape, _ in ours]:
         return float("inf")
-    return max((abs(a - b) / max(abs(b), 1e-12) for (_, a), (_, b) in zip(ours, theirs)), default=0.0)
+    return max((relative(a, b) for (_, a), (_, b) in zip(ours, theirs)), default=0.0)
 
 
 def moving_statistics(variables: list[tf.Variable]) -> list[tuple]:
@@ -91,9 +97,8 @@ def gradient_norms(tape: tf.GradientTape, loss: tf.Tensor, variables: list[tf.Va
     return sorted((tuple(v.shape), float(tf.norm(g))) for v, g in zip(variables, gradients) if g is not None)
 
 
-def compare(od, template: str, records: Path, batch_size: int, folder: Path) -> Row:
-    """Build, save, restore and step one template on both sides."""
-    config = template_config(template, records)
+def compare(od, template: str, config: pipeline_pb2.TrainEvalPipelineConfig, batch_size: int, folder: Path) -> Row:
+    """Build, save, restore and step one template (its config rendered for the demo set) on both sides."""
     config_path = folder / f"{template}.config"
     config_path.write_text(pipeline_text(config), encoding="utf-8")
     spec = inputs.input_spec(config, "train", training=False, batch_size=batch_size)
@@ -152,12 +157,11 @@ def crop_figures(crops: list[Crop]) -> np.ndarray:
                       float(kept == 0)) for crop, kept, count, full in crops])
 
 
-def compare_crops(template: str, records: Path, draws: int) -> CropRow | None:
+def compare_crops(template: str, config: pipeline_pb2.TrainEvalPipelineConfig, draws: int) -> CropRow | None:
     """The template's crop step applied `draws` times to each of CROP_IMAGES training images by both sides."""
     from object_detection.builders import preprocessor_builder
     from object_detection.protos import preprocessor_pb2
 
-    config = template_config(template, records)
     options = [option for option in config.train_config.data_augmentation_options
                if option.WhichOneof("preprocessing_step") in CROPS]
     if not options:
@@ -234,12 +238,14 @@ def main() -> int:
     args = parser.parse_args()
     od = import_od_api()
     records = demo_records(600)
+    configs = {template: template_config(template, records) for template in args.templates}
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        for template in args.templates:
-            rows.append(compare(od, template, records, args.batch_size, Path(folder)))
+        for template, config in configs.items():
+            rows.append(compare(od, template, config, args.batch_size, Path(folder)))
             print(rows[-1], file=sys.stderr, flush=True)
-    crop_rows = [row for row in (compare_crops(template, records, args.draws) for template in args.templates) if row]
+    crop_rows = [row for row in (compare_crops(template, config, args.draws) for template, config in configs.items())
+                 if row]
     publish(report(rows, crop_rows, args.batch_size, args.draws), args.docs, "bench_step_parity")
     met = all(row.worst() <= TOLERANCE for row in rows) and all(row.met() for row in crop_rows)
     return 0 if met else 1
