@@ -17,8 +17,9 @@ same synthetic batch (`bench_models.synthetic_batch`: random images, 3 random bo
 max_number_of_boxes), the OD API's images preprocessed beforehand as its input pipeline does. After a warm-up
 call of each, rounds alternate between the two (the order flips every round) so both see the same machine load.
 Detection: the OD API's preprocess + predict + postprocess in one tf.function (what its exported SavedModel runs)
-against tfodkit's `model.detect`, one image, median of repeated calls. Both share the process, so both run
-with tfodkit's TensorFlow settings (oneDNN on, grappler's remapper off; docs/benchmarks.md).
+against tfodkit's `model.detect`, one image, median of repeated calls alternating between the two. Both share
+the process, so both run with tfodkit's TensorFlow settings (oneDNN on, grappler's remapper off;
+docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import importlib.abc
 import importlib.machinery
 import os
 import platform
+import statistics
 import sys
 import types
 from dataclasses import dataclass
@@ -55,6 +57,7 @@ MODELS = ("ssd_mobilenet_v2_320x320_coco17_tpu-8", "ssd_mobilenet_v2_fpnlite_320
 # that made the reference, which need not be this one.
 RECORDED_RATES = {MODELS[0]: 3.16, MODELS[1]: 2.87}
 UNUSED_IMPORTS = ("cv2", "tensorflow_io", "official")
+DETECT_CALLS = 20  # timed detections a side
 FIDELITY_TOLERANCE = 1e-3  # max |difference| from the reference outputs for the copy to count as the same code
 
 
@@ -199,16 +202,19 @@ def measure(od, name: str, batch_size: int, calls: int, rounds: int) -> Row:
             seconds[who] += trainers[who].run(calls)
     steps = rounds * calls * STEPS_PER_CALL
     one = tf.constant(ours.features["image"][:1])
-    detect_ms = []
-    for detect in (od_detect, compiled_detect(ours.model)):
-        median_seconds(lambda: detect(one), 2)
-        detect_ms.append(1000 * median_seconds(lambda: detect(one), 20))
+    detectors = {"od_api": od_detect, "tfodkit": compiled_detect(ours.model)}
+    for detect in detectors.values():
+        median_seconds(lambda: detect(one), 2)  # warm-up
+    call_seconds = {who: [] for who in detectors}
+    for call_index in range(DETECT_CALLS):  # alternating, so a machine that slows down slows both alike
+        for who in sorted(detectors, reverse=call_index % 2 == 1):
+            call_seconds[who].append(median_seconds(lambda: detectors[who](one), 1))
     return Row(
         model=name, encoding_error=encoding_error, logit_error=logit_error,
         anchors=(od_anchors, int(ours.model.anchors.shape[0])),
         params=(od_params, parameter_count(ours.model)),
         steps_per_s=(steps / seconds["od_api"], steps / seconds["tfodkit"]),
-        detect_one_ms=tuple(detect_ms),
+        detect_one_ms=tuple(1000 * statistics.median(call_seconds[who]) for who in ("od_api", "tfodkit")),
     )
 
 
@@ -226,7 +232,7 @@ def report(rows: list[Row], batch_size: int, calls: int, rounds: int) -> str:
         f"synthetic batch (3 random boxes an image), {rounds} alternating rounds of {calls} calls each after a "
         "warm-up call of each; the OD API runs its own `model_lib_v2.eager_train_step`. Detect: one image, "
         "preprocess + network + postprocess (the OD API's as its export runs them, tfodkit's `model.detect`), "
-        "median of 20 calls. Ratio: tfodkit / OD API for steps/s (higher is better), OD API / tfodkit for "
+        f"median of {DETECT_CALLS} calls each, the two alternating. Ratio: tfodkit / OD API for steps/s (higher is better), OD API / tfodkit for "
         "latency (higher is better). The last column is the OD API's rate recorded in the reference README, "
         "measured on the machine that made the reference.",
         "",

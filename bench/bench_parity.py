@@ -482,8 +482,9 @@ def plot(results: dict[tuple[str, int], dict[str, Side]], folder: Path) -> list[
             axis.set_xlabel("step")
             axis.grid(alpha=0.3)
         axes[0].legend()
-        figure.suptitle(f"{template}: the real OD API (dashed) and tfodkit (solid) on the same config and data; "
-                        "tfodkit tuned (dotted)")
+        tuned = any(TUNED in pair for (name, _), pair in results.items() if name == template)
+        figure.suptitle(f"{template}: the real OD API (dashed) and tfodkit (solid) on the same config and data"
+                        + ("; tfodkit tuned (dotted)" if tuned else ""))
         figure.tight_layout()
         path = folder / f"parity_{template}.png"
         figure.savefig(path, dpi=80)
