@@ -3,10 +3,13 @@
 For each template: the demo set as `make demo` builds it (600 images, train/val/test 0.8/0.1/0.1, seed 0), a
 pipeline from `new-pipeline` with the offline pretrained MobileNetV2 backbone and a practitioner's changes for the
 digits (bench/digits_tuning.py: brightness for flips, inspect-anchors' anchors for SSD-style templates;
-`--template-only` leaves them out),
-then `tfodkit train` with periodic evaluation on the val split. The curves are read back from the run's TensorBoard event files (the tags users see)
-and summarised: mAP@0.5, AR@100, losses, the eval-minus-train gap, training steps/s, evaluation images/s, wall
-time and peak memory. Targets (issue 5): mAP@0.5 >= 0.90 for FPNLite and >= 0.85 for SSD-MobileNet-v2.
+`--template-only` leaves them out), then `tfodkit train` with periodic evaluation on the val split. The curves are
+read back from the run's TensorBoard event files (the tags users see) and summarised: mAP@0.5, AR@100, losses, the
+eval-minus-train gap, training steps/s, evaluation images/s, wall time and peak memory. Targets (issue 5): mAP@0.5
+>= 0.90 for FPNLite and >= 0.85 for SSD-MobileNet-v2.
+
+A run of hours (FPNLite 640) can be interrupted; `--reuse` continues it from its last checkpoint, as `tfodkit
+train` resumes, when it is asked for with the same settings (same pipeline.config and overrides).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ AR_100 = "DetectionBoxes_Recall/AR@100"
 MAP_SMALL = "DetectionBoxes_Precision/mAP (small)"
 GAP_TOTAL = LOSS_GAPS[-1]
 RESULT_FILE = "bench_result.json"  # a finished run's totals, beside its event files
+SETUP_FILE = "bench_setup.json"  # what a run was started with (config and overrides), for --reuse to continue it
 
 
 @dataclass
@@ -60,6 +64,7 @@ class Run:
     eval_images_per_s: float
     curves: dict[str, dict[int, float]]
     overrides: tuple[str, ...]  # the --set overrides it was trained with
+    resumed: bool  # continued from an interrupted run's last checkpoint (--reuse): wall_s is the last part's
 
     def last(self, tag: str) -> float:
         curve = self.curves.get(tag, {})
@@ -85,14 +90,26 @@ def run_dir(template: str, seed: int) -> Path:
 
 
 def run_template(template: str, records: Path, backbone: Path, args: argparse.Namespace) -> Run:
-    """Train one template from scratch in its run_dir and read its curves back."""
+    """Train one template in its run_dir, from scratch or (--reuse) on from an interrupted run's last checkpoint,
+    and read its curves back."""
     model_dir = run_dir(template, args.seed)
-    shutil.rmtree(model_dir, ignore_errors=True)
-    model_dir.mkdir(parents=True)
-    config = template_config(template, records, num_steps=args.steps, fine_tune_checkpoint=str(backbone))
     config_path = model_dir / "bench_pipeline.config"
-    config_path.write_text(pipeline_text(config), encoding="utf-8")
+    config = pipeline_text(template_config(template, records, num_steps=args.steps, fine_tune_checkpoint=str(backbone)))
     overrides = run_overrides(template, records, args)
+    setup = {"pipeline_config": config, "overrides": list(overrides)}
+    setup_path = model_dir / SETUP_FILE
+    resumed = args.reuse and setup_path.is_file()
+    if resumed and json.loads(setup_path.read_text(encoding="utf-8")) != setup:
+        raise SystemExit(f"{setup_path}: the interrupted run was set up otherwise (another --steps, --set or "
+                         "template version); leave out --reuse to train this template again from scratch")
+    if not resumed:
+        if args.reuse and (model_dir / "checkpoint").is_file():
+            print(f"{model_dir}: no {SETUP_FILE} to check an interrupted run against; training from scratch",
+                  file=sys.stderr, flush=True)
+        shutil.rmtree(model_dir, ignore_errors=True)
+        model_dir.mkdir(parents=True)
+        config_path.write_text(config, encoding="utf-8")
+        setup_path.write_text(json.dumps(setup), encoding="utf-8")
     start = time.perf_counter()
     result = train(TrainOptions(
         pipeline_config_path=str(config_path), model_dir=str(model_dir), overrides=overrides,
@@ -101,7 +118,7 @@ def run_template(template: str, records: Path, backbone: Path, args: argparse.Na
     evaluation = result.evaluation
     images = evaluation.num_images + evaluation.num_train_images
     totals = {"steps": result.final_step, "wall_s": wall_s, "steps_per_s": result.steps_per_sec,
-              "eval_images_per_s": images / evaluation.seconds, "overrides": list(overrides)}
+              "eval_images_per_s": images / evaluation.seconds, "overrides": list(overrides), "resumed": resumed}
     (model_dir / RESULT_FILE).write_text(json.dumps(totals), encoding="utf-8")
     return finished_run(template, args.seed)
 
@@ -111,7 +128,7 @@ def finished_run(template: str, seed: int) -> Run:
     model_dir = run_dir(template, seed)
     totals = json.loads((model_dir / RESULT_FILE).read_text(encoding="utf-8"))
     return Run(template, totals["steps"], totals["wall_s"], totals["steps_per_s"], totals["eval_images_per_s"],
-               read_curves(model_dir), tuple(totals["overrides"]))
+               read_curves(model_dir), tuple(totals["overrides"]), totals.get("resumed", False))
 
 
 def run_overrides(template: str, records: Path, args: argparse.Namespace) -> tuple[str, ...]:
@@ -140,7 +157,8 @@ def report(runs: list[Run], args: argparse.Namespace, peak_mib: float) -> str:
         + _overrides_text(runs) + ". Figures read back from the runs' "
         "TensorBoard event files. Steps/s excludes evaluations and the first (compiling) call; wall time "
         "includes both. Eval images/s: the last evaluation's val and training-sample images (network, NMS, "
-        "losses, pycocotools) over its wall time.",
+        "losses, pycocotools) over its wall time. A run continued from an interrupted one's last checkpoint "
+        "(`--reuse`) gives the steps/s and wall time of its last part.",
         "",
         "| template | steps run | target mAP@0.5 | final mAP@0.5 | best (step) | mAP small | AR@100 | eval loss | "
         "train loss | gap eval-train | steps/s | eval images/s | wall min |",
@@ -152,7 +170,8 @@ def report(runs: list[Run], args: argparse.Namespace, peak_mib: float) -> str:
             f"| {run.template} | {run.steps} | {TARGETS.get(run.template, math.nan):.2f} | {run.last(MAP_50):.3f} | "
             f"{best:.3f} ({best_step}) | {run.last(MAP_SMALL):.3f} | {run.last(AR_100):.3f} | "
             f"{run.last(TOTAL_LOSS):.3f} | {run.last('train/' + TOTAL_LOSS):.3f} | {run.last(GAP_TOTAL):.3f} | "
-            f"{run.steps_per_s:.2f} | {run.eval_images_per_s:.1f} | {run.wall_s / 60:.1f} |"
+            f"{run.steps_per_s:.2f} | {run.eval_images_per_s:.1f} | {run.wall_s / 60:.1f}"
+            + (" (last part)" if run.resumed else "") + " |"
         )
     for run in runs:
         lines += ["", f"{run.template}, per evaluation:", "",
@@ -178,7 +197,8 @@ def main() -> int:
     parser.add_argument("--template-only", action="store_true",
                         help="train the templates unchanged (default: with bench/digits_tuning.py's changes)")
     parser.add_argument("--reuse", action="store_true",
-                        help="report a template's finished run in bench/out/train instead of training it again")
+                        help="report a template's finished run in bench/out/train instead of training it again, "
+                             "and continue an interrupted one from its last checkpoint")
     parser.add_argument("--seed", type=int, default=0, help="tfodkit train --seed (runs with seed N > 0 go to "
                         "bench/out/train/<template>-seedN)")
     parser.add_argument("--docs", type=Path, help="write the results as a section of this Markdown file")
