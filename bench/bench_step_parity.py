@@ -303,6 +303,8 @@ def main() -> int:
     parser.add_argument("--draws", type=int, default=100, help="crops drawn per image and side (default 100)")
     parser.add_argument("--docs", type=Path, help="write the results as a section of this Markdown file")
     args = parser.parse_args()
+    if args.updates < 0:
+        parser.error(f"--updates {args.updates}: give 0 or more")
     od = import_od_api()
     records = demo_records(600)
     configs = {template: template_config(template, records) for template in args.templates}
