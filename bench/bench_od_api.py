@@ -42,11 +42,7 @@ REFERENCE = ROOT.parent / "shared" / "reference" / "od_api_tf2"
 OD_API_SITE = Path(sys.prefix) / "od_api"
 sys.path.insert(0, str(ROOT))
 
-import tfodkit  # noqa: E402,F401  (sets TensorFlow's environment before TensorFlow loads)
-from tfodkit.startup_noise import quiet_tensorflow_start  # noqa: E402
-
-with quiet_tensorflow_start():  # TensorFlow's CUDA probes and build notes kept off stderr, as in `tfodkit` commands
-    import tensorflow as tf  # noqa: E402
+from bench.quiet_tensorflow import tf  # noqa: E402  (tfodkit's TensorFlow settings, start-up noise kept off stderr)
 import numpy as np  # noqa: E402
 
 from bench.bench_models import (  # noqa: E402

@@ -30,11 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out" / "train"
 sys.path.insert(0, str(ROOT))
 
-import tfodkit  # noqa: E402,F401  (sets TensorFlow's environment before TensorFlow loads)
-from tfodkit.startup_noise import quiet_tensorflow_start  # noqa: E402
-
-with quiet_tensorflow_start():  # TensorFlow's CUDA probes and build notes kept off stderr, as in `tfodkit` commands
-    import tensorflow as tf  # noqa: E402
+from bench.quiet_tensorflow import tf  # noqa: E402  (tfodkit's TensorFlow settings, start-up noise kept off stderr)
 
 from bench.bench_inputs import demo_records, template_config  # noqa: E402
 from bench.digits_tuning import tuned_overrides  # noqa: E402
